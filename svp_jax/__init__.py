@@ -1,0 +1,1 @@
+"""svp_jax: Selection via Proxy (Coleman et al.) in JAX/Flax."""
