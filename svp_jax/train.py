@@ -1,0 +1,257 @@
+"""Pure training, evaluation and prediction steps, and the epoch loop over them.
+
+The steps are jitted once per model and shape: the model and its step settings
+are static arguments, batches are padded to a fixed size with a `mask`, and the
+learning rate is a traced argument, so changing epochs, rounds or labeled-set
+sizes never recompiles. Batches are sharded over the mesh's `data` axis and
+the state is replicated; under `jit`, BatchNorm statistics are therefore over
+the global batch, as on one device.
+"""
+
+import collections
+from collections.abc import Iterator, Sequence
+import dataclasses
+import functools
+import time
+from typing import Any
+
+from absl import logging
+from flax import struct
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh
+import numpy as np
+import optax
+
+from svp_jax import data
+from svp_jax import sharding
+
+# Purposes folded into a run's key, so each random stream is independent.
+_SHUFFLE, _AUGMENT, _INIT = 0, 1, 2
+
+# How often each step was traced (the Python body runs only when tracing):
+# tests use it to show that each step compiles once per shape.
+TRACE_COUNTS = collections.Counter()
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+  """Everything a step needs besides arrays; hashable, so it is static."""
+
+  num_classes: int
+  mean: tuple[float, ...]
+  std: tuple[float, ...]
+  momentum: float = 0.9
+  weight_decay: float = 5e-4
+  label_smoothing: float = 0.0
+  augment: bool = False
+  crop_padding: int = 4
+
+
+@struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+
+
+def make_optimizer(cfg: StepConfig) -> optax.GradientTransformation:
+  """PyTorch's SGD(momentum, weight_decay) without the learning rate.
+
+  Coupled L2 is added to the gradient of every parameter, then heavy-ball
+  momentum `buf = m * buf + g` (no dampening, not Nesterov); the train step
+  multiplies by the epoch's learning rate, as PyTorch does.
+  """
+  return optax.chain(
+      optax.add_decayed_weights(cfg.weight_decay),
+      optax.trace(decay=cfg.momentum, nesterov=False))
+
+
+def init_state(key: jax.Array, model: Any, image_shape: Sequence[int],
+               cfg: StepConfig, mesh: Mesh) -> TrainState:
+  """Fresh parameters and optimizer state, replicated over `mesh`."""
+
+  def init(key):
+    variables = model.init(key, jnp.zeros((1, *image_shape)), train=False)
+    params = variables['params']
+    return TrainState(
+        step=jnp.zeros((), jnp.int32), params=params,
+        batch_stats=variables['batch_stats'],
+        opt_state=make_optimizer(cfg).init(params))
+
+  return jax.jit(init, out_shardings=sharding.replicated(mesh))(key)
+
+
+def _preprocess(images, key, cfg: StepConfig, train: bool):
+  if train and cfg.augment:
+    images = data.random_crop_flip(key, images, cfg.crop_padding)
+  return data.normalize(images, cfg.mean, cfg.std)
+
+
+def _batch_metrics(logits, labels, mask, per_example_loss):
+  """Sums (not means), so metrics of several batches simply add up."""
+  mask = mask.astype(jnp.float32)
+  correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+  return {'loss': jnp.sum(per_example_loss * mask),
+          'correct': jnp.sum(correct * mask), 'count': jnp.sum(mask)}
+
+
+def _cross_entropy(logits, labels, cfg: StepConfig):
+  targets = jax.nn.one_hot(labels, cfg.num_classes)
+  if cfg.label_smoothing:
+    targets = optax.smooth_labels(targets, cfg.label_smoothing)
+  return optax.softmax_cross_entropy(logits, targets)
+
+
+@functools.partial(
+    jax.jit, static_argnames=('model', 'cfg'), donate_argnames=('state',))
+def train_step(state: TrainState, batch: dict[str, jax.Array], lr: jax.Array,
+               key: jax.Array, *, model: Any, cfg: StepConfig
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One SGD step on the real (mask=1) examples of a padded batch."""
+  TRACE_COUNTS['train_step'] += 1
+  images = _preprocess(batch['image'], jax.random.fold_in(key, state.step),
+                       cfg, train=True)
+  mask = batch['mask']
+
+  def loss_fn(params):
+    (logits, _), updates = model.apply(
+        {'params': params, 'batch_stats': state.batch_stats}, images,
+        train=True, mask=mask, mutable=['batch_stats'])
+    per_example = _cross_entropy(logits, batch['label'], cfg)
+    # Mean over the real examples only, like PyTorch on a short last batch.
+    loss = jnp.sum(per_example * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+    return loss, (logits, per_example, updates['batch_stats'])
+
+  grads, (logits, per_example, batch_stats) = jax.grad(
+      loss_fn, has_aux=True)(state.params)
+  updates, opt_state = make_optimizer(cfg).update(
+      grads, state.opt_state, state.params)
+  params = jax.tree.map(lambda p, u: p - lr * u, state.params, updates)
+  new_state = state.replace(step=state.step + 1, params=params,
+                            batch_stats=batch_stats, opt_state=opt_state)
+  return new_state, _batch_metrics(logits, batch['label'], mask, per_example)
+
+
+@functools.partial(jax.jit, static_argnames=('model', 'cfg'))
+def predict_step(state: TrainState, images: jax.Array, *, model: Any,
+                 cfg: StepConfig) -> tuple[jax.Array, jax.Array]:
+  """Logits and penultimate features with the running BatchNorm statistics."""
+  TRACE_COUNTS['predict_step'] += 1
+  x = _preprocess(images, None, cfg, train=False)
+  return model.apply({'params': state.params, 'batch_stats': state.batch_stats},
+                     x, train=False)
+
+
+@functools.partial(jax.jit, static_argnames=('model', 'cfg'))
+def eval_step(state: TrainState, batch: dict[str, jax.Array], *, model: Any,
+              cfg: StepConfig) -> dict[str, jax.Array]:
+  logits, _ = predict_step(state, batch['image'], model=model, cfg=cfg)
+  per_example = _cross_entropy(logits, batch['label'], cfg)
+  return _batch_metrics(logits, batch['label'], batch['mask'], per_example)
+
+
+# ----------------------------------------------------------------------------
+# Host side: batches and the epoch loop.
+
+
+def padded_batches(indices: np.ndarray, batch_size: int, mesh: Mesh,
+                   rng: np.random.Generator | None = None
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+  """Yields (example indices, mask) batches of one fixed, device-divisible size.
+
+  Shuffles with `rng` when given. The last partial batch is kept (as in the
+  reference) and padded, with mask 0 marking the padding.
+  """
+  indices = np.asarray(indices)
+  if rng is not None:
+    indices = indices[rng.permutation(len(indices))]
+  size = sharding.padded_size(batch_size, mesh)
+  for start in range(0, len(indices), batch_size):
+    chunk = indices[start:start + batch_size]
+    mask = np.zeros(size, np.float32)
+    mask[:len(chunk)] = 1.0
+    yield np.resize(chunk, size), mask
+
+
+def global_batch(mesh: Mesh, images: np.ndarray, labels: np.ndarray,
+                 batch_indices: np.ndarray, mask: np.ndarray
+                 ) -> dict[str, jax.Array]:
+  """This process's rows of a batch, gathered on the host, as global arrays."""
+  rows = data.process_slice(len(batch_indices))
+  local = batch_indices[rows]
+  return sharding.host_to_global(mesh, {
+      'image': images[local], 'label': labels[local].astype(np.int32),
+      'mask': mask[rows]})
+
+
+def epochs_and_rates(lr_schedule: Sequence[Sequence[float]]) -> list[float]:
+  """Expands ((epochs, lr), ...) into one learning rate per epoch."""
+  return [float(lr) for epochs, lr in lr_schedule for _ in range(int(epochs))]
+
+
+def evaluate(state: TrainState, model: Any, cfg: StepConfig,
+             images: np.ndarray, labels: np.ndarray, batch_size: int,
+             mesh: Mesh) -> dict[str, float]:
+  """Loss and accuracy over every example of a split (pad + mask)."""
+  totals = None
+  for idx, mask in padded_batches(np.arange(len(labels)), batch_size, mesh):
+    m = eval_step(state, global_batch(mesh, images, labels, idx, mask),
+                  model=model, cfg=cfg)
+    totals = m if totals is None else jax.tree.map(jnp.add, totals, m)
+  totals = jax.device_get(totals)
+  count = max(float(totals['count']), 1.0)
+  return {'loss': float(totals['loss']) / count,
+          'accuracy': float(totals['correct']) / count}
+
+
+def train_model(key: jax.Array, model: Any, cfg: StepConfig,
+                images: np.ndarray, labels: np.ndarray, indices: np.ndarray,
+                *, batch_size: int, lr_schedule: Sequence[Sequence[float]],
+                mesh: Mesh, eval_data: tuple[np.ndarray, np.ndarray] | None = None,
+                eval_every: int = 0, eval_batch_size: int = 512,
+                log_prefix: str = 'train', on_epoch=None
+                ) -> tuple[TrainState, list[dict[str, float]]]:
+  """Trains a freshly initialised model on `images[indices]`.
+
+  Everything random derives from `key`: initialisation, each epoch's
+  shuffle, and each step's augmentation, so a run is reproducible.
+  Evaluates on `eval_data` every `eval_every` epochs (0: only after the last)
+  and returns the final state and one metrics dict per epoch.
+  """
+  state = init_state(jax.random.fold_in(key, _INIT), model, images.shape[1:],
+                     cfg, mesh)
+  augment_key = jax.random.fold_in(key, _AUGMENT)
+  rates = epochs_and_rates(lr_schedule)
+  history = []
+  for epoch, lr in enumerate(rates):
+    start = time.perf_counter()
+    shuffle_key = jax.random.fold_in(jax.random.fold_in(key, _SHUFFLE), epoch)
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(shuffle_key)))
+    totals = None
+    lr_array = jnp.asarray(lr, jnp.float32)
+    for idx, mask in padded_batches(indices, batch_size, mesh, rng):
+      state, m = train_step(state, global_batch(mesh, images, labels, idx, mask),
+                            lr_array, augment_key, model=model, cfg=cfg)
+      totals = m if totals is None else jax.tree.map(jnp.add, totals, m)
+    totals = jax.device_get(totals)
+    seconds = time.perf_counter() - start
+    count = float(totals['count'])
+    record = {'epoch': epoch + 1, 'lr': lr,
+              'train_loss': float(totals['loss']) / count,
+              'train_accuracy': float(totals['correct']) / count,
+              'seconds': seconds, 'images_per_second': count / seconds}
+    is_last = epoch + 1 == len(rates)
+    if eval_data is not None and (
+        is_last or (eval_every and (epoch + 1) % eval_every == 0)):
+      metrics = evaluate(state, model, cfg, *eval_data, eval_batch_size, mesh)
+      record.update(test_loss=metrics['loss'],
+                    test_accuracy=metrics['accuracy'])
+    logging.info('%s epoch %d/%d: %s', log_prefix, epoch + 1, len(rates),
+                 ', '.join(f'{k}={v:.4g}' for k, v in record.items()
+                           if k != 'epoch'))
+    history.append(record)
+    if on_epoch is not None:
+      on_epoch(record)
+  return state, history

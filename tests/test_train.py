@@ -1,0 +1,124 @@
+"""Training steps: sharded == single device, one compile per shape, learning."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from svp_jax import models
+from svp_jax import sharding
+from svp_jax import train
+
+CFG = train.StepConfig(num_classes=10, mean=(0.5,), std=(0.25,),
+                       augment=True)
+
+
+def random_images(n, seed=0, shape=(12, 12, 1)):
+  rng = np.random.default_rng(seed)
+  images = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
+  labels = rng.integers(0, 10, n).astype(np.int32)
+  return images, labels
+
+
+def run_steps(mesh, images, labels, steps=2, batch_size=12):
+  model = models.create_model('preact8', 10)
+  state = train.init_state(jax.random.key(0), model, images.shape[1:], CFG,
+                           mesh)
+  batches = train.padded_batches(np.arange(len(labels)), batch_size, mesh)
+  metrics = []
+  for _, (idx, mask) in zip(range(steps), batches):
+    batch = train.global_batch(mesh, images, labels, idx, mask)
+    state, m = train.train_step(state, batch, jnp.float32(0.1),
+                                jax.random.key(1), model=model, cfg=CFG)
+    metrics.append(jax.device_get(m))
+  return jax.device_get(state), metrics
+
+
+def test_eight_devices_match_one_device():
+  assert jax.device_count() == 8, 'conftest sets 8 simulated CPU devices'
+  images, labels = random_images(20)
+  # 20 examples in batches of 12: the second batch is partial and padded.
+  one, m1 = run_steps(sharding.make_mesh(jax.devices()[:1]), images, labels)
+  eight, m8 = run_steps(sharding.make_mesh(), images, labels)
+  assert [m['count'] for m in m8] == [12, 8]
+  for a, b in zip(m1, m8):
+    np.testing.assert_allclose(a['loss'], b['loss'], rtol=1e-4)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3,
+                                                       atol=1e-5),
+               one.params, eight.params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3,
+                                                       atol=1e-5),
+               one.batch_stats, eight.batch_stats)
+
+
+def test_one_compile_per_shape_across_epochs_and_sizes():
+  images, labels = random_images(50)
+  mesh = sharding.make_mesh()
+  model = models.create_model('preact8', 10)
+  before = train.TRACE_COUNTS['train_step']
+  for subset_size in (50, 37, 13):  # Different labeled-set sizes, like rounds.
+    train.train_model(jax.random.key(0), model, CFG, images, labels,
+                      np.arange(subset_size), batch_size=16,
+                      lr_schedule=((1, 0.1), (1, 0.01)), mesh=mesh)
+  assert train.TRACE_COUNTS['train_step'] - before <= 1
+
+
+def test_loss_falls_on_a_memorisable_batch():
+  images, labels = random_images(16, seed=3)
+  mesh = sharding.make_mesh()
+  model = models.create_model('preact8', 10)
+  cfg = train.StepConfig(num_classes=10, mean=(0.5,), std=(0.25,),
+                         weight_decay=0.0)
+  state, history = train.train_model(
+      jax.random.key(0), model, cfg, images, labels, np.arange(16),
+      batch_size=16, lr_schedule=((40, 0.05),), mesh=mesh,
+      eval_data=(images, labels))
+  assert history[-1]['train_loss'] < 0.2 * history[0]['train_loss']
+  assert history[-1]['test_accuracy'] == 1.0
+
+
+def test_optimizer_is_pytorch_sgd_with_coupled_weight_decay():
+  cfg = train.StepConfig(num_classes=2, mean=(0.,), std=(1.,), momentum=0.9,
+                         weight_decay=0.1)
+  tx = train.make_optimizer(cfg)
+  p = {'w': jnp.array([1.0, -2.0])}
+  grads = [jnp.array([0.5, 0.5]), jnp.array([-1.0, 2.0])]
+  opt = tx.init(p)
+  buf = np.zeros(2)
+  expected = np.array([1.0, -2.0])
+  lr = 0.3
+  for g in grads:
+    # torch.optim.SGD: d = g + wd * p; buf = m * buf + d; p -= lr * buf.
+    buf = 0.9 * buf + (np.asarray(g) + 0.1 * expected)
+    expected = expected - lr * buf
+    updates, opt = tx.update({'w': g}, opt, p)
+    p = {'w': p['w'] - lr * updates['w']}
+  np.testing.assert_allclose(p['w'], expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize('n,batch', [(1, 4), (7, 4), (8, 4), (13, 5)])
+def test_padded_batches_cover_each_example_once(n, batch):
+  mesh = sharding.make_mesh()
+  seen = []
+  for idx, mask in train.padded_batches(np.arange(n), batch, mesh,
+                                        np.random.default_rng(0)):
+    assert len(idx) == len(mask) == sharding.padded_size(batch, mesh)
+    seen.extend(idx[mask == 1])
+  assert sorted(seen) == list(range(n))
+
+
+def test_evaluate_counts_every_example_once():
+  images, labels = random_images(21, seed=5)
+  mesh = sharding.make_mesh()
+  model = models.create_model('preact8', 10)
+  state = train.init_state(jax.random.key(0), model, images.shape[1:], CFG,
+                           mesh)
+  metrics = train.evaluate(state, model, CFG, images, labels, 8, mesh)
+  logits, _ = train.predict_step(state, jnp.asarray(images), model=model,
+                                 cfg=CFG)
+  expected = np.mean(np.argmax(np.asarray(logits), -1) == labels)
+  assert metrics['accuracy'] == pytest.approx(expected)
+
+
+def test_epochs_and_rates():
+  assert train.epochs_and_rates(((1, 0.01), (2, 0.1))) == [0.01, 0.1, 0.1]
