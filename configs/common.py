@@ -1,0 +1,79 @@
+"""Building blocks shared by the experiment configs (recipes from REFERENCE.md)."""
+
+import ml_collections
+
+# Piecewise-constant learning rates as ((epochs, lr), ...), set per epoch.
+CIFAR_LR_SCHEDULE = ((1, 0.01), (90, 0.1), (45, 0.01), (45, 0.001))  # 181 ep.
+
+
+def train_recipe(lr_schedule, *, batch_size=128, weight_decay=5e-4,
+                 augment=True, label_smoothing=0.0):
+  """SGD with momentum 0.9 and coupled L2, as the reference trains."""
+  return ml_collections.ConfigDict(dict(
+      batch_size=batch_size,
+      eval_batch_size=512,
+      lr_schedule=lr_schedule,
+      momentum=0.9,
+      weight_decay=weight_decay,
+      label_smoothing=label_smoothing,
+      augment=augment,
+      # Evaluate on the test split every N epochs (0: after the last only).
+      eval_every=0,
+  ))
+
+
+def data_config(name):
+  return ml_collections.ConfigDict(dict(
+      name=name,
+      # '' means TFDS's default (TFDS_DATA_DIR or ~/tensorflow_datasets).
+      data_dir='',
+      # '' means the dataset's default place for local files (BUILD.md).
+      manual_dir='',
+      # Let TFDS download and prepare (needs internet; off so that a missing
+      # dataset fails at once instead of after minutes of retries).
+      download=False,
+      # Use only the first N examples of a split (0: all); for quick runs.
+      max_train_examples=0,
+      max_test_examples=0,
+  ))
+
+
+def base_config(dataset, model, lr_schedule, **recipe):
+  """A single-model training run: the foundation's main job."""
+  config = ml_collections.ConfigDict()
+  config.mode = 'train'
+  config.seed = 0
+  config.data = data_config(dataset)
+  config.model = ml_collections.ConfigDict(dict(name=model))
+  config.train = train_recipe(lr_schedule, **recipe)
+  return config
+
+
+def parse_arg(arg, allowed_models, default_model):
+  """Splits a 'MODEL[,quick]' config argument; returns (model, quick)."""
+  parts = [p for p in (arg or '').split(',') if p]
+  quick = 'quick' in parts
+  models = [p for p in parts if p != 'quick']
+  if len(models) > 1 or (models and models[0] not in allowed_models):
+    raise ValueError(
+        f'config argument {arg!r}: expected MODEL[,quick] with MODEL one of '
+        f'{allowed_models}')
+  return (models[0] if models else default_model), quick
+
+
+def make_quick(config, epochs=2, train_examples=2000, test_examples=1000):
+  """Shrinks a config to a CPU-sized plumbing run (numbers not meaningful)."""
+  config.train.lr_schedule = ((epochs, 0.05),)
+  config.data.max_train_examples = train_examples
+  config.data.max_test_examples = test_examples
+  return config
+
+
+CIFAR_MODELS = ('preact20', 'preact56', 'preact110', 'preact164')
+
+
+def cifar_train_config(dataset, arg):
+  """Config for training one CIFAR model; `arg` is 'MODEL[,quick]'."""
+  model, quick = parse_arg(arg, CIFAR_MODELS, 'preact20')
+  config = base_config(dataset, model, CIFAR_LR_SCHEDULE)
+  return make_quick(config) if quick else config

@@ -1,0 +1,38 @@
+"""Runs an svp_jax experiment described by an ml_collections config file.
+
+  python main.py --config=configs/fashion_mnist_resnet20.py --workdir=workdirs/fmnist
+  python main.py --config=configs/cifar10_train.py:preact20,quick \
+      --config.train.batch_size=64
+
+Kept short on purpose: everything testable lives in the svp_jax package.
+"""
+
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from svp_jax import jobs
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Experiment config file, optionally FILE:ARG.',
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'Where results go (default: workdirs/<config file name>).')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  config_path = flags.FLAGS['config'].config_filename
+  workdir = _WORKDIR.value or os.path.join(
+      'workdirs', os.path.splitext(os.path.basename(config_path))[0])
+  logging.info('Config %s, workdir %s', config_path, workdir)
+  jobs.run(_CONFIG.value, workdir)
+
+
+if __name__ == '__main__':
+  flags.mark_flags_as_required(['config'])
+  app.run(main)

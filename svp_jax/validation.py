@@ -1,0 +1,77 @@
+"""Config checks that fail early, naming the key, the value and what is allowed."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from svp_jax import data
+from svp_jax import models
+
+MODES = ('train',)
+
+
+class ConfigError(ValueError):
+  """A config value is not allowed; the message says which and why."""
+
+
+def _fail(key: str, value: Any, allowed: str):
+  raise ConfigError(f'config.{key}={value!r} is not allowed: {allowed}')
+
+
+def check_choice(key: str, value: Any, allowed: Sequence[Any]):
+  if value not in allowed:
+    _fail(key, value, f'expected one of {tuple(allowed)}')
+
+
+def check_int(key: str, value: Any, minimum: int):
+  if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    _fail(key, value, f'expected an integer >= {minimum}')
+
+
+def check_float(key: str, value: Any, low: float, high: float | None = None,
+                high_inclusive: bool = False):
+  ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+  ok = ok and value >= low
+  if ok and high is not None:
+    ok = value <= high if high_inclusive else value < high
+  if not ok:
+    bound = '' if high is None else (
+        f' and {"<=" if high_inclusive else "<"} {high}')
+    _fail(key, value, f'expected a number >= {low}{bound}')
+
+
+def check_lr_schedule(key: str, schedule: Any):
+  """((epochs, lr), ...) with at least one pair, epochs >= 1, lr >= 0."""
+  allowed = 'expected a non-empty sequence of (epochs >= 1, lr >= 0) pairs'
+  if not isinstance(schedule, (list, tuple)) or not schedule:
+    _fail(key, schedule, allowed)
+  for pair in schedule:
+    if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+        or isinstance(pair[0], bool) or not isinstance(pair[0], int)
+        or pair[0] < 1 or isinstance(pair[1], bool)
+        or not isinstance(pair[1], (int, float)) or pair[1] < 0):
+      _fail(key, schedule, allowed + f'; bad pair {pair!r}')
+
+
+def check_data(section, prefix: str = 'data'):
+  check_choice(f'{prefix}.name', section.name, data.SUPPORTED_DATASETS)
+  check_int(f'{prefix}.max_train_examples', section.max_train_examples, 0)
+  check_int(f'{prefix}.max_test_examples', section.max_test_examples, 0)
+
+
+def check_train(section, prefix: str = 'train'):
+  check_int(f'{prefix}.batch_size', section.batch_size, 1)
+  check_int(f'{prefix}.eval_batch_size', section.eval_batch_size, 1)
+  check_int(f'{prefix}.eval_every', section.eval_every, 0)
+  check_lr_schedule(f'{prefix}.lr_schedule', section.lr_schedule)
+  check_float(f'{prefix}.momentum', section.momentum, 0.0, 1.0)
+  check_float(f'{prefix}.weight_decay', section.weight_decay, 0.0)
+  check_float(f'{prefix}.label_smoothing', section.label_smoothing, 0.0, 1.0)
+
+
+def validate_train_config(config):
+  """Checks a single-model training config (mode 'train')."""
+  check_choice('mode', config.mode, MODES)
+  check_int('seed', config.seed, 0)
+  check_data(config.data)
+  check_choice('model.name', config.model.name, models.MODEL_NAMES)
+  check_train(config.train)
