@@ -10,3 +10,20 @@ if '--xla_force_host_platform_device_count' not in os.environ.get(
     'XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                              ' --xla_force_host_platform_device_count=8')
+
+import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+FASHION_MNIST_DEBIAN_DIR = '/usr/share/datasets/fashion-mnist'
+
+
+@pytest.fixture(scope='session')
+def fashion_mnist_dir(tmp_path_factory):
+  """A TFDS data_dir holding real Fashion-MNIST, prepared once per session."""
+  if not os.path.exists(os.path.join(FASHION_MNIST_DEBIAN_DIR,
+                                     'train-images-idx3-ubyte.gz')):
+    pytest.skip('Debian package dataset-fashion-mnist is not installed '
+                '(scripts/setup.sh installs it)')
+  from svp_jax import data  # pylint: disable=g-import-not-at-top
+  data_dir = str(tmp_path_factory.mktemp('tfds'))
+  data.load_split('fashion_mnist', 'test', data_dir=data_dir)
+  return data_dir
