@@ -1,0 +1,250 @@
+"""svp_jax.data loading: real Fashion-MNIST, dataset facts and error paths.
+
+The Fashion-MNIST tests use the real files of Debian's dataset-fashion-mnist
+package (CI installs it) and prepare them once per session (~10 s).
+"""
+
+import gzip
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from svp_jax import data
+from svp_jax.data import idx
+from svp_jax.data import loading
+
+SYSTEM_DIR = loading.FASHION_MNIST_SYSTEM_DIR
+needs_fashion_mnist = pytest.mark.skipif(
+    not os.path.isdir(SYSTEM_DIR),
+    reason=f'{SYSTEM_DIR} is absent: apt-get install dataset-fashion-mnist')
+
+
+def _idx_split(split):
+  """The split decoded straight from the IDX files, as an oracle."""
+  images_name, labels_name, _ = idx.FASHION_MNIST_FILES[split]
+  arrays = []
+  for name, header in ((images_name, 16), (labels_name, 8)):
+    with gzip.open(os.path.join(SYSTEM_DIR, name + '.gz')) as f:
+      arrays.append(np.frombuffer(f.read(), np.uint8, offset=header))
+  return arrays[0].reshape(-1, 28, 28, 1), arrays[1]
+
+
+@pytest.fixture(scope='session')
+def fashion_data_dir(tmp_path_factory):
+  """A data_dir where fashion_mnist was prepared from the system files."""
+  if not os.path.isdir(SYSTEM_DIR):
+    pytest.skip(f'{SYSTEM_DIR} is absent: '
+                'apt-get install dataset-fashion-mnist')
+  data_dir = str(tmp_path_factory.mktemp('tfds'))
+  # No manual_dir: the system folder must be found by default.
+  data.load_split('fashion_mnist', 'test', data_dir=data_dir)
+  return data_dir
+
+
+@pytest.fixture(scope='session')
+def fashion_train(fashion_data_dir):
+  return data.load_split('fashion_mnist', 'train', data_dir=fashion_data_dir)
+
+
+def test_fashion_mnist_train_is_the_real_idx_data(fashion_train):
+  images, labels = fashion_train
+  assert images.shape == (60_000, 28, 28, 1) and images.dtype == np.uint8
+  assert labels.shape == (60_000,) and labels.dtype == np.int32
+  np.testing.assert_array_equal(np.bincount(labels), [6000] * 10)
+  want_images, want_labels = _idx_split('train')
+  # Same order as the IDX file, so index-wise equality.
+  for i in (0, 1, 12_345, 59_999):
+    np.testing.assert_array_equal(images[i], want_images[i])
+  np.testing.assert_array_equal(images, want_images)
+  np.testing.assert_array_equal(labels, want_labels)
+
+
+def test_fashion_mnist_normalisation_constants_fit_the_data(fashion_train):
+  pixels = fashion_train[0] / 255.0
+  info = data.dataset_info('fashion_mnist')
+  np.testing.assert_allclose(pixels.mean(), info.mean[0], atol=5e-5)
+  np.testing.assert_allclose(pixels.std(), info.std[0], atol=5e-5)
+
+
+def test_fashion_mnist_test_split(fashion_data_dir):
+  images, labels = data.load_split('fashion_mnist', 'test',
+                                   data_dir=fashion_data_dir)
+  assert images.shape == (10_000, 28, 28, 1) and labels.shape == (10_000,)
+  np.testing.assert_array_equal(np.bincount(labels), [1000] * 10)
+  want_images, want_labels = _idx_split('test')
+  np.testing.assert_array_equal(images, want_images)
+  np.testing.assert_array_equal(labels, want_labels)
+
+
+def test_prepared_data_is_read_without_sources_or_tensorflow(
+    fashion_data_dir, tmp_path):
+  # A fresh interpreter: other tests in this session may import TensorFlow.
+  script = textwrap.dedent(f"""
+      import sys
+      from svp_jax import data
+      images, labels = data.load_split(
+          'fashion_mnist', 'test', data_dir={fashion_data_dir!r},
+          manual_dir={str(tmp_path)!r})
+      assert images.shape == (10000, 28, 28, 1), images.shape
+      print('tensorflow imported:', 'tensorflow' in sys.modules)
+  """)
+  result = subprocess.run(
+      [sys.executable, '-c', script], capture_output=True, text=True,
+      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+      check=False, timeout=120)
+  assert result.returncode == 0, result.stderr
+  assert 'tensorflow imported: False' in result.stdout
+
+
+def test_missing_fashion_mnist_fails_at_once_saying_how_to_get_it(tmp_path):
+  data_dir, manual_dir = tmp_path / 'tfds', tmp_path / 'manual'
+  manual_dir.mkdir()
+  with pytest.raises(data.DataError) as error:
+    data.load_split('fashion_mnist', 'train', data_dir=str(data_dir),
+                    manual_dir=str(manual_dir))
+  message = str(error.value)
+  for part in ('fashion_mnist', str(data_dir), str(manual_dir),
+               'apt-get install dataset-fashion-mnist',
+               'apt-get download dataset-fashion-mnist',
+               '--config.data.manual_dir', '--config.data.download=True'):
+    assert part in message
+  assert not (data_dir / 'fashion_mnist_idx').exists()
+
+
+@pytest.mark.parametrize('name, archive', [
+    ('cifar10', 'cifar-10-binary.tar.gz'),
+    ('cifar100', 'cifar-100-binary.tar.gz'),
+])
+def test_missing_cifar_fails_at_once_naming_the_archive(tmp_path, name,
+                                                        archive):
+  data_dir = tmp_path / 'tfds'
+  with pytest.raises(data.DataError) as error:
+    data.load_split(name, 'train', data_dir=str(data_dir))
+  message = str(error.value)
+  # manual_dir defaults to TFDS's <data_dir>/downloads/manual.
+  for part in (name, str(data_dir), str(data_dir / 'downloads' / 'manual'),
+               archive, '--config.data.download=True'):
+    assert part in message
+
+
+def test_default_data_dir_follows_tfds(monkeypatch):
+  monkeypatch.setenv('TFDS_DATA_DIR', '/somewhere/tfds')
+  assert loading.default_data_dir() == '/somewhere/tfds'
+  monkeypatch.delenv('TFDS_DATA_DIR')
+  assert loading.default_data_dir() == os.path.expanduser(
+      '~/tensorflow_datasets')
+
+
+def test_unknown_dataset_name_names_key_value_and_choices(tmp_path):
+  for call in (lambda: data.dataset_info('mnist'),
+               lambda: data.load_split('mnist', 'train',
+                                       data_dir=str(tmp_path))):
+    with pytest.raises(ValueError) as error:
+      call()
+    message = str(error.value)
+    assert 'data.name' in message and "'mnist'" in message
+    assert all(name in message for name in data.SUPPORTED_DATASETS)
+
+
+def test_unknown_split(tmp_path):
+  with pytest.raises(ValueError, match=r"'validation'.*'train', 'test'"):
+    data.load_split('cifar10', 'validation', data_dir=str(tmp_path))
+
+
+def test_dataset_info_facts():
+  assert data.SUPPORTED_DATASETS == ('cifar10', 'cifar100', 'fashion_mnist')
+  for name in data.SUPPORTED_DATASETS:
+    info = data.dataset_info(name)
+    assert info.name == name
+    assert (info.train_split, info.test_split) == ('train', 'test')
+    assert len(info.mean) == len(info.std) == info.image_shape[-1]
+  assert data.dataset_info('cifar100').num_classes == 100
+  assert data.dataset_info('cifar10').mean == (0.4914, 0.4822, 0.4465)
+  assert data.dataset_info('cifar100').std == (0.2673, 0.2564, 0.2762)
+
+
+# IDX checks, on small hand-made files.
+
+
+def _write_idx(path, array, magic=None, compress=True, cut=0):
+  array = np.asarray(array, np.uint8)
+  magic = (0x0800 | array.ndim) if magic is None else magic
+  raw = (magic.to_bytes(4, 'big')
+         + b''.join(d.to_bytes(4, 'big') for d in array.shape)
+         + array.tobytes())
+  raw = raw[:len(raw) - cut]
+  with (gzip.open(path, 'wb') if compress else open(path, 'wb')) as f:
+    f.write(raw)
+
+
+def test_read_idx_round_trip_gzipped_or_not(tmp_path):
+  array = np.arange(2 * 3 * 4).reshape(2, 3, 4)
+  for compress in (True, False):
+    path = tmp_path / f'a{compress}'
+    _write_idx(path, array, compress=compress)
+    np.testing.assert_array_equal(idx.read_idx(str(path), ndim=3), array)
+
+
+def test_read_idx_rejects_wrong_magic(tmp_path):
+  path = tmp_path / 'x.gz'
+  _write_idx(path, np.zeros((2, 28, 28)), magic=0x0000080D)
+  with pytest.raises(data.DataError, match=r'x\.gz.*magic.*0x00000803'):
+    idx.read_idx(str(path), ndim=3)
+
+
+def test_read_idx_rejects_truncated_data(tmp_path):
+  path = tmp_path / 'x.gz'
+  _write_idx(path, np.zeros((5, 28, 28)), cut=10)
+  with pytest.raises(data.DataError, match=r'\(5, 28, 28\).*truncated'):
+    idx.read_idx(str(path), ndim=3)
+
+
+def test_read_idx_rejects_corrupt_gzip(tmp_path):
+  path = tmp_path / 'x.gz'
+  _write_idx(path, np.zeros((5, 28, 28)))
+  raw = path.read_bytes()
+  path.write_bytes(raw[:len(raw) // 2])
+  with pytest.raises(data.DataError, match=r'x\.gz.*decompress'):
+    idx.read_idx(str(path), ndim=3)
+
+
+def test_read_fashion_mnist_checks_sizes_and_labels(tmp_path):
+  _write_idx(tmp_path / 't10k-images-idx3-ubyte.gz',
+             np.zeros((10_000, 28, 28)))
+  _write_idx(tmp_path / 't10k-labels-idx1-ubyte.gz', np.full(10_000, 10))
+  with pytest.raises(data.DataError, match='label 10 out of range'):
+    idx.read_fashion_mnist(str(tmp_path), 'test')
+  _write_idx(tmp_path / 't10k-labels-idx1-ubyte.gz', np.zeros(9_999))
+  with pytest.raises(data.DataError, match='9999 labels, expected 10000'):
+    idx.read_fashion_mnist(str(tmp_path), 'test')
+
+
+def _fake_fashion_files(folder, num_train=3):
+  for split, (images, labels, num) in idx.FASHION_MNIST_FILES.items():
+    num = num_train if split == 'train' else num
+    _write_idx(folder / f'{images}.gz', np.zeros((num, 28, 28)))
+    _write_idx(folder / f'{labels}.gz', np.zeros(num))
+
+
+def test_bad_idx_file_fails_preparation_clearly(tmp_path):
+  manual_dir = tmp_path / 'manual'
+  manual_dir.mkdir()
+  _fake_fashion_files(manual_dir, num_train=3)
+  with pytest.raises(data.DataError,
+                     match=r'train-images.*\(3, 28, 28\), expected'):
+    data.load_split('fashion_mnist', 'test', data_dir=str(tmp_path / 'tfds'),
+                    manual_dir=str(manual_dir))
+  # Nothing half-prepared is left to be mistaken for data later.
+  assert not (tmp_path / 'tfds' / 'fashion_mnist_idx' / '1.0.0').exists()
+
+
+def test_some_idx_files_missing(tmp_path):
+  _fake_fashion_files(tmp_path)
+  os.remove(tmp_path / 't10k-labels-idx1-ubyte.gz')
+  with pytest.raises(data.DataError, match='missing.*t10k-labels'):
+    data.load_split('fashion_mnist', 'test', data_dir=str(tmp_path / 'tfds'),
+                    manual_dir=str(tmp_path))
