@@ -18,9 +18,6 @@ from svp_jax.data import idx
 from svp_jax.data import loading
 
 SYSTEM_DIR = loading.FASHION_MNIST_SYSTEM_DIR
-needs_fashion_mnist = pytest.mark.skipif(
-    not os.path.isdir(SYSTEM_DIR),
-    reason=f'{SYSTEM_DIR} is absent: apt-get install dataset-fashion-mnist')
 
 
 def _idx_split(split):
@@ -33,21 +30,13 @@ def _idx_split(split):
   return arrays[0].reshape(-1, 28, 28, 1), arrays[1]
 
 
-@pytest.fixture(scope='session')
-def fashion_data_dir(tmp_path_factory):
-  """A data_dir where fashion_mnist was prepared from the system files."""
-  if not os.path.isdir(SYSTEM_DIR):
-    pytest.skip(f'{SYSTEM_DIR} is absent: '
-                'apt-get install dataset-fashion-mnist')
-  data_dir = str(tmp_path_factory.mktemp('tfds'))
-  # No manual_dir: the system folder must be found by default.
-  data.load_split('fashion_mnist', 'test', data_dir=data_dir)
-  return data_dir
+# `fashion_mnist_dir` (conftest.py) prepares the system files into a temp
+# data_dir with no manual_dir given: so the default folder is found, too.
 
 
 @pytest.fixture(scope='session')
-def fashion_train(fashion_data_dir):
-  return data.load_split('fashion_mnist', 'train', data_dir=fashion_data_dir)
+def fashion_train(fashion_mnist_dir):
+  return data.load_split('fashion_mnist', 'train', data_dir=fashion_mnist_dir)
 
 
 def test_fashion_mnist_train_is_the_real_idx_data(fashion_train):
@@ -70,9 +59,9 @@ def test_fashion_mnist_normalisation_constants_fit_the_data(fashion_train):
   np.testing.assert_allclose(pixels.std(), info.std[0], atol=5e-5)
 
 
-def test_fashion_mnist_test_split(fashion_data_dir):
+def test_fashion_mnist_test_split(fashion_mnist_dir):
   images, labels = data.load_split('fashion_mnist', 'test',
-                                   data_dir=fashion_data_dir)
+                                   data_dir=fashion_mnist_dir)
   assert images.shape == (10_000, 28, 28, 1) and labels.shape == (10_000,)
   np.testing.assert_array_equal(np.bincount(labels), [1000] * 10)
   want_images, want_labels = _idx_split('test')
@@ -81,13 +70,13 @@ def test_fashion_mnist_test_split(fashion_data_dir):
 
 
 def test_prepared_data_is_read_without_sources_or_tensorflow(
-    fashion_data_dir, tmp_path):
+    fashion_mnist_dir, tmp_path):
   # A fresh interpreter: other tests in this session may import TensorFlow.
   script = textwrap.dedent(f"""
       import sys
       from svp_jax import data
       images, labels = data.load_split(
-          'fashion_mnist', 'test', data_dir={fashion_data_dir!r},
+          'fashion_mnist', 'test', data_dir={fashion_mnist_dir!r},
           manual_dir={str(tmp_path)!r})
       assert images.shape == (10000, 28, 28, 1), images.shape
       print('tensorflow imported:', 'tensorflow' in sys.modules)
@@ -129,6 +118,22 @@ def test_missing_cifar_fails_at_once_naming_the_archive(tmp_path, name,
   for part in (name, str(data_dir), str(data_dir / 'downloads' / 'manual'),
                archive, '--config.data.download=True'):
     assert part in message
+
+
+@pytest.mark.parametrize('name', ['cifar10', 'fashion_mnist'])
+def test_preparing_without_tensorflow_says_what_to_install(monkeypatch,
+                                                           tmp_path, name):
+  # None in sys.modules makes `import tensorflow` raise ImportError.
+  monkeypatch.setitem(sys.modules, 'tensorflow', None)
+  manual_dir = tmp_path / 'manual'
+  manual_dir.mkdir()
+  if name == 'cifar10':  # An archive to prepare from, so TF is needed.
+    (manual_dir / 'cifar-10-binary.tar.gz').write_bytes(b'stand-in')
+  with pytest.raises(data.DataError) as error:
+    data.load_split(name, 'train', data_dir=str(tmp_path / 'tfds'),
+                    manual_dir=str(manual_dir), download=True)
+  assert name in str(error.value)
+  assert 'pip install -r requirements-prepare.txt' in str(error.value)
 
 
 def test_default_data_dir_follows_tfds(monkeypatch):
