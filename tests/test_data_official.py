@@ -85,7 +85,8 @@ def write_standin_archive(name, folder, seed=0):
 def register_checksum(monkeypatch, name, archive):
   """Makes TFDS's builder expect `archive` in place of the real download."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from tensorflow_datasets.core.download import checksums  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from tensorflow_datasets.core.download import checksums
   builder_cls = tfds.builder_cls(name)
   (url,) = builder_cls.url_infos  # The one archive the builder downloads.
   assert url.endswith(os.path.basename(archive))
@@ -152,7 +153,8 @@ def test_archive_with_wrong_checksum_is_refused(tmp_path):
 @pytest.mark.slow  # About 25 s: TFDS encodes 70,000 PNGs.
 def test_official_fashion_mnist_is_read_when_prepared(monkeypatch, tmp_path):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from tensorflow_datasets.core.download import checksums  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from tensorflow_datasets.core.download import checksums
   system_dir = loading.FASHION_MNIST_SYSTEM_DIR
   if not os.path.isdir(system_dir):
     pytest.skip(f'{system_dir} is absent: '

@@ -1,4 +1,4 @@
-"""IDX files (the MNIST family's format): finding, checking, reading; NumPy only.
+"""IDX files (the MNIST family's format): find, check and read with NumPy.
 
 Fashion-MNIST's four IDX files are read from a folder (Debian's
 `dataset-fashion-mnist` puts them in /usr/share/datasets/fashion-mnist). The

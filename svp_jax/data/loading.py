@@ -164,7 +164,8 @@ def _fashion_mnist_builder(data_dir: str, manual_dir: str | None,
   if builder:
     return builder
   # Registers `fashion_mnist_idx` with TFDS, hence imported only here.
-  from svp_jax.data.builders import fashion_mnist_idx  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from svp_jax.data.builders import fashion_mnist_idx
   builder = _prepared(fashion_mnist_idx.FashionMnistIdx, data_dir)
   if builder:
     return builder
@@ -226,7 +227,8 @@ def _cifar_builder(name: str, data_dir: str, manual_dir: str | None,
 
   _require_tensorflow(name, 'preparing the official TFDS builder')
   # Not re-exported by TFDS's public API.
-  from tensorflow_datasets.core.download import download_manager  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from tensorflow_datasets.core.download import download_manager
   builder = builder_cls(data_dir=data_dir)
   try:
     _prepare(builder, manual_dir)
@@ -248,8 +250,13 @@ def _read_split(builder: Any, split: str, image_shape: tuple[int, ...]
   labels = np.empty((num,), np.int32)
   ids = [] if 'id' in builder.info.features else None
   for start in range(0, num, _READ_CHUNK):
-    chunk = source.__getitems__(
-        list(range(start, min(start + _READ_CHUNK, num))))
+    try:
+      chunk = source.__getitems__(
+          list(range(start, min(start + _READ_CHUNK, num))))
+    except ImportError as e:
+      # TFDS decodes official `Image` features (PNG) with Pillow or OpenCV.
+      raise DataError(f'{builder.name}: decoding its images needs Pillow '
+                      f'(pip install -r requirements.txt): {e}') from e
     for offset, example in enumerate(chunk):
       images[start + offset] = example['image']
       labels[start + offset] = example['label']
