@@ -250,6 +250,11 @@ def test_bad_idx_file_fails_preparation_clearly(tmp_path):
 def test_some_idx_files_missing(tmp_path):
   _fake_fashion_files(tmp_path)
   os.remove(tmp_path / 't10k-labels-idx1-ubyte.gz')
-  with pytest.raises(data.DataError, match='missing.*t10k-labels'):
+  # Uncompressed files count as present too.
+  with gzip.open(tmp_path / 'train-labels-idx1-ubyte.gz') as f:
+    (tmp_path / 'train-labels-idx1-ubyte').write_bytes(f.read())
+  os.remove(tmp_path / 'train-labels-idx1-ubyte.gz')
+  with pytest.raises(data.DataError) as error:
     data.load_split('fashion_mnist', 'test', data_dir=str(tmp_path / 'tfds'),
                     manual_dir=str(tmp_path))
+  assert "missing ['t10k-labels-idx1-ubyte.gz']" in str(error.value)

@@ -180,8 +180,8 @@ def _fashion_mnist_builder(data_dir: str, manual_dir: str | None,
       _prepare(builder, folder)
       return builder
     if found:
-      missing = sorted(set(idx.FASHION_MNIST_FILENAMES) -
-                       {os.path.basename(p) for p in found.values()})
+      missing = [f for f in idx.FASHION_MNIST_FILENAMES
+                 if f.removesuffix('.gz') not in found]
       raise DataError(f'fashion_mnist: {folder} holds only some of the IDX '
                       f'files; missing {missing}.')
 
