@@ -77,3 +77,81 @@ def cifar_train_config(dataset, arg):
   model, quick = parse_arg(arg, CIFAR_MODELS, 'preact20')
   config = base_config(dataset, model, CIFAR_LR_SCHEDULE)
   return make_quick(config) if quick else config
+
+
+def model_section(model, lr_schedule, **recipe):
+  """A selector or target: the model and its full training recipe."""
+  return ml_collections.ConfigDict(dict(
+      model=dict(name=model), train=train_recipe(lr_schedule, **recipe)))
+
+
+# The paper's schedule: 2% of the pool at random, then +8%, then +10% per
+# round up to 50% (CIFAR: 1,000 then +4,000, +5,000 x 4).
+PAPER_INITIAL_SUBSET = 0.02
+PAPER_ROUNDS = (0.08, 0.1, 0.1, 0.1, 0.1)
+
+# The fewer-epochs CIFAR proxy of the paper (50 epochs).
+CIFAR_FEWER_EPOCHS_LR_SCHEDULE = ((1, 0.01), (45, 0.1), (4, 0.01))
+
+
+def active_config(dataset, selector, target, method,
+                  initial_subset=PAPER_INITIAL_SUBSET, rounds=PAPER_ROUNDS):
+  """An active-learning run; `selector`/`target` come from model_section."""
+  config = ml_collections.ConfigDict()
+  config.mode = 'active'
+  config.seed = 0
+  config.data = data_config(dataset)
+  config.selector = selector
+  config.target = target
+  config.selection = ml_collections.ConfigDict(dict(
+      # 'random', 'least_confidence', 'entropy', 'margin' or 'kcenters'.
+      method=method,
+      # Sizes: a fraction of the pool in (0, 1) or a whole number of examples.
+      initial_subset=initial_subset,
+      rounds=rounds,
+      # Labeled-set sizes at which the target is trained and tested
+      # (empty: after every round).
+      eval_target_at=(),
+  ))
+  return config
+
+
+ACTIVE_METHODS = ('least_confidence', 'entropy', 'margin', 'kcenters',
+                  'random')
+
+
+def parse_active_arg(arg):
+  """'[METHOD][,quick]' -> (method, quick); method defaults to least confidence."""
+  parts = [p for p in (arg or '').split(',') if p]
+  quick = 'quick' in parts
+  methods = [p for p in parts if p != 'quick']
+  if len(methods) > 1 or (methods and methods[0] not in ACTIVE_METHODS):
+    raise ValueError(f'config argument {arg!r}: expected [METHOD][,quick] with '
+                     f'METHOD one of {ACTIVE_METHODS}')
+  return (methods[0] if methods else 'least_confidence'), quick
+
+
+def cifar_active_config(dataset, selector_model, arg, *,
+                        selector_lr_schedule=CIFAR_LR_SCHEDULE):
+  """A paper row: `selector_model` selecting for a preact164 target."""
+  method, quick = parse_active_arg(arg)
+  config = active_config(
+      dataset, model_section(selector_model, selector_lr_schedule),
+      model_section('preact164', CIFAR_LR_SCHEDULE), method)
+  if quick:
+    make_active_quick(config)
+  return config
+
+
+def make_active_quick(config):
+  """CPU plumbing size: 3,000-image pool, 200 then +200, +200; 1 epoch each."""
+  config.data.max_train_examples = 3000
+  config.data.max_test_examples = 500
+  config.selection.initial_subset = 200.0
+  config.selection.rounds = (200.0, 200.0)
+  for role in ('selector', 'target'):
+    config[role].train.lr_schedule = ((1, 0.05),)
+  baseline = config.selector.model.name == config.target.model.name
+  config.selector.model.name = 'preact8'
+  config.target.model.name = 'preact8' if baseline else 'preact20'
+  return config

@@ -9,31 +9,13 @@ import jax
 import ml_collections
 import numpy as np
 
+from svp_jax import active
 from svp_jax import data
 from svp_jax import models
 from svp_jax import results
 from svp_jax import sharding
 from svp_jax import train
 from svp_jax import validation
-
-
-def load_dataset(data_config, split: str, limit: int):
-  """A whole split as host numpy (first `limit` examples when limit > 0)."""
-  images, labels = data.load_split(
-      data_config.name, split, data_dir=data_config.data_dir or None,
-      manual_dir=data_config.manual_dir or None,
-      download=data_config.download)
-  if limit:
-    images, labels = images[:limit], labels[:limit]
-  return images, labels
-
-
-def step_config(train_config, info: data.DatasetInfo) -> train.StepConfig:
-  return train.StepConfig(
-      num_classes=info.num_classes, mean=tuple(info.mean), std=tuple(info.std),
-      momentum=train_config.momentum, weight_decay=train_config.weight_decay,
-      label_smoothing=train_config.label_smoothing,
-      augment=train_config.augment)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
@@ -46,9 +28,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   validation.validate_train_config(config)
   start = time.perf_counter()
   info = data.dataset_info(config.data.name)
-  train_images, train_labels = load_dataset(
+  train_images, train_labels = data.load_configured_split(
       config.data, info.train_split, config.data.max_train_examples)
-  test_data = load_dataset(config.data, info.test_split,
+  test_data = data.load_configured_split(config.data, info.test_split,
                            config.data.max_test_examples)
   mesh = sharding.make_mesh()
   model = models.create_model(config.model.name, info.num_classes)
@@ -62,7 +44,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     os.remove(metrics_path)  # This run's epochs only.
   tc = config.train
   state, history = train.train_model(
-      jax.random.key(config.seed), model, step_config(tc, info),
+      jax.random.key(config.seed), model, train.step_config(tc, info),
       train_images, train_labels, np.arange(len(train_labels)),
       batch_size=tc.batch_size, lr_schedule=tc.lr_schedule, mesh=mesh,
       eval_data=test_data, eval_every=tc.eval_every,
@@ -94,7 +76,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   return summary
 
 
-JOBS = {'train': train_and_evaluate}
+JOBS = {'train': train_and_evaluate, 'active': active.run}
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

@@ -1,9 +1,10 @@
-"""Result files a person can read: JSON, JSON lines and Markdown tables.
+"""Result files a person can read: JSON, JSON lines, CSV and Markdown tables.
 
 Only process 0 writes, so multi-host runs produce one copy of each file.
 """
 
 from collections.abc import Mapping, Sequence
+import csv
 import json
 import os
 from typing import Any
@@ -49,3 +50,36 @@ def write_text(path: str, text: str):
   if is_writer():
     with open(path, 'w') as f:
       f.write(text)
+
+
+def write_csv(path: str, rows: Sequence[Mapping[str, Any]],
+              columns: Sequence[str]):
+  """Rewrites `path` with a header and one line per row (atomically)."""
+  if is_writer():
+    tmp = path + '.tmp'
+    with open(tmp, 'w', newline='') as f:
+      writer = csv.DictWriter(f, fieldnames=list(columns))
+      writer.writeheader()
+      for row in rows:
+        writer.writerow({c: row.get(c, '') for c in columns})
+    os.replace(tmp, path)
+
+
+def to_jsonable(value: Any) -> Any:
+  """`value` as it reads back from JSON (tuples become lists, and so on)."""
+  return json.loads(json.dumps(value, default=str))
+
+
+def read_json(path: str) -> Any:
+  with open(path) as f:
+    return json.load(f)
+
+
+def differing_keys(a: Any, b: Any, prefix: str = '') -> list[str]:
+  """Dotted keys at which two nested dicts differ."""
+  if not (isinstance(a, dict) and isinstance(b, dict)):
+    return [] if a == b else [prefix or '<root>']
+  keys = sorted(set(a) | set(b))
+  return [d for k in keys
+          for d in differing_keys(a.get(k), b.get(k),
+                                  f'{prefix}.{k}' if prefix else k)]

@@ -48,6 +48,15 @@ class StepConfig:
   crop_padding: int = 4
 
 
+def step_config(train_config: Any, info: data.DatasetInfo) -> StepConfig:
+  """The StepConfig of a config's `train` section for dataset `info`."""
+  return StepConfig(
+      num_classes=info.num_classes, mean=tuple(info.mean), std=tuple(info.std),
+      momentum=train_config.momentum, weight_decay=train_config.weight_decay,
+      label_smoothing=train_config.label_smoothing,
+      augment=train_config.augment)
+
+
 @struct.dataclass
 class TrainState:
   step: jax.Array

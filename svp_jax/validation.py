@@ -6,7 +6,9 @@ from typing import Any
 from svp_jax import data
 from svp_jax import models
 
-MODES = ('train',)
+MODES = ('train', 'active')
+SELECTION_METHODS = ('random', 'least_confidence', 'entropy', 'margin',
+                     'kcenters')
 
 
 class ConfigError(ValueError):
@@ -75,3 +77,28 @@ def validate_train_config(config):
   check_data(config.data)
   check_choice('model.name', config.model.name, models.MODEL_NAMES)
   check_train(config.train)
+
+
+def check_sizes(key: str, values: Any):
+  if not isinstance(values, (list, tuple)):
+    _fail(key, values, 'expected a sequence')
+
+
+def validate_active_config(config):
+  """Checks an active-learning config (mode 'active').
+
+  Sizes in `selection` are checked against the pool once it is loaded
+  (active.resolve_schedule).
+  """
+  check_choice('mode', config.mode, MODES)
+  check_int('seed', config.seed, 0)
+  check_data(config.data)
+  for role in ('selector', 'target'):
+    check_choice(f'{role}.model.name', config[role].model.name,
+                 models.MODEL_NAMES)
+    check_train(config[role].train, f'{role}.train')
+  check_choice('selection.method', config.selection.method, SELECTION_METHODS)
+  check_sizes('selection.rounds', config.selection.rounds)
+  check_sizes('selection.eval_target_at', config.selection.eval_target_at)
+  for i, size in enumerate(config.selection.eval_target_at):
+    check_int(f'selection.eval_target_at[{i}]', size, 1)

@@ -10,6 +10,7 @@ from svp_jax.data.errors import DataError
 from svp_jax.data.info import dataset_info
 from svp_jax.data.info import DatasetInfo
 from svp_jax.data.info import SUPPORTED_DATASETS
+from svp_jax.data.loading import load_configured_split
 from svp_jax.data.loading import load_split
 from svp_jax.data.partition import process_slice
 
@@ -18,6 +19,7 @@ __all__ = [
     'DatasetInfo',
     'SUPPORTED_DATASETS',
     'dataset_info',
+    'load_configured_split',
     'load_split',
     'normalize',
     'process_slice',

@@ -275,3 +275,19 @@ def _file_index(example_id: bytes | str) -> int:
   if isinstance(example_id, bytes):
     example_id = example_id.decode()
   return int(example_id.rsplit('_', 1)[-1])
+
+
+def load_configured_split(data_config: Any, split: str,
+                          limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """`load_split` driven by a config's `data` section.
+
+  '' in data_dir / manual_dir means the default place; `limit` > 0 keeps the
+  first `limit` examples (for quick runs).
+  """
+  images, labels = load_split(
+      data_config.name, split, data_dir=data_config.data_dir or None,
+      manual_dir=data_config.manual_dir or None,
+      download=data_config.download)
+  if limit:
+    images, labels = images[:limit], labels[:limit]
+  return images, labels

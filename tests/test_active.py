@@ -1,0 +1,178 @@
+"""The active-learning loop: schedule, files, baseline reuse, refusal, resume."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from configs import common
+from configs import fashion_mnist_svp
+from svp_jax import active
+from svp_jax import validation
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_paper_schedules_resolve_to_reference_counts():
+  # REFERENCE.md: CIFAR 1,000 then +4,000, +5,000 x4; ImageNet 25,623 then
+  # +102,493, +128,117 x4; Amazon polarity 72,000 then +288,000, +360,000 x4.
+  paper = (common.PAPER_INITIAL_SUBSET, common.PAPER_ROUNDS)
+  assert active.resolve_schedule(*paper, 50_000) == (
+      1000, 4000, 5000, 5000, 5000, 5000)
+  assert active.resolve_schedule(*paper, 1_281_167) == (
+      25_623, 102_493, 128_117, 128_117, 128_117, 128_117)
+  assert active.resolve_schedule(*paper, 3_600_000) == (
+      72_000, 288_000, 360_000, 360_000, 360_000, 360_000)
+  assert active.resolve_schedule(1000.0, (5, 0.5), 100_000) == (
+      1000, 5, 50_000)
+
+
+@pytest.mark.parametrize('initial,rounds,match', [
+    (0, (), r'selection.initial_subset=0 '),
+    (-0.5, (), r'selection.initial_subset=-0.5 '),
+    (10.5, (), r'selection.initial_subset=10.5 .*whole number'),
+    (0.1, (0.2, 0), r'selection.rounds\[1\]=0 '),
+    (0.0001, (), r'is 0 examples of a pool of 1000'),
+    (500, (400, 200), r'add up to 1100 examples, more than the pool of 1000'),
+])
+def test_bad_schedules_name_the_key_and_value(initial, rounds, match):
+  with pytest.raises(validation.ConfigError, match=match):
+    active.resolve_schedule(initial, rounds, 1000)
+
+
+def tiny_config(data_dir, **selection):
+  """Real Fashion-MNIST, 600-image pool, preact8 models, 1 epoch each."""
+  config = fashion_mnist_svp.get_config('quick')
+  config.data.data_dir = data_dir
+  config.data.max_train_examples = 600
+  config.data.max_test_examples = 200
+  config.selection.initial_subset = 50.0
+  config.selection.rounds = (50.0, 100.0)
+  config.target.model.name = 'preact8'
+  for key, value in selection.items():
+    config.selection[key] = value
+  return config
+
+
+def read_csv(path):
+  with open(path) as f:
+    return list(csv.DictReader(f))
+
+
+def read_indices(workdir):
+  found = {}
+  for root, _, files in os.walk(workdir):
+    for name in files:
+      if name.endswith('.index'):
+        found[name] = np.loadtxt(os.path.join(root, name), dtype=np.int64,
+                                 ndmin=1)
+  return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('method', ['least_confidence', 'kcenters'])
+def test_run_writes_reference_files(fashion_mnist_dir, tmp_path, method):
+  config = tiny_config(fashion_mnist_dir, method=method)
+  summary = active.run(config, str(tmp_path))
+  assert summary['complete'] and summary['rounds_completed'] == 3
+  assert [r['labeled'] for r in summary['rounds']] == [50, 100, 200]
+  proxy = read_csv(tmp_path / 'proxy.csv')
+  assert list(proxy[0]) == list(active.MODEL_COLUMNS)
+  assert [int(r['nexamples']) for r in proxy] == [50, 100]
+  selection_rows = read_csv(tmp_path / 'selection.csv')
+  assert list(selection_rows[0]) == list(active.SELECTION_COLUMNS)
+  assert [(int(r['current_nexamples']), int(r['new_nexamples']))
+          for r in selection_rows] == [(50, 50), (100, 100)]
+  target = read_csv(tmp_path / 'target.csv')
+  assert [int(r['nexamples']) for r in target] == [100, 200]
+  indices = read_indices(tmp_path)
+  assert set(indices) == {'initial_subset_50.index', 'labeled_100.index',
+                          'labeled_200.index'}
+  # Each labeled set contains the previous one; no duplicates; in the pool.
+  small, mid, big = (indices['initial_subset_50.index'],
+                     indices['labeled_100.index'], indices['labeled_200.index'])
+  assert set(small) < set(mid) < set(big)
+  assert len(set(big)) == 200 and big.max() < 600
+
+
+@pytest.mark.slow
+def test_baseline_trains_the_target_once_per_round(fashion_mnist_dir,
+                                                   tmp_path):
+  config = tiny_config(fashion_mnist_dir)
+  config.selector = config.target.copy_and_resolve_references()
+  active.run(config, str(tmp_path))
+  proxy = read_csv(tmp_path / 'proxy.csv')
+  target = read_csv(tmp_path / 'target.csv')
+  # The selector of round 2 is the target trained at the end of round 1.
+  assert proxy[1] == target[0]
+
+
+@pytest.mark.slow
+def test_workdir_of_another_config_is_refused(fashion_mnist_dir, tmp_path):
+  config = tiny_config(fashion_mnist_dir, method='random')
+  config.selection.rounds = (50.0,)
+  active.run(config, str(tmp_path))
+  before = sorted(os.listdir(tmp_path))
+  other = tiny_config(fashion_mnist_dir, method='margin')
+  with pytest.raises(validation.ConfigError,
+                     match=r'different config .*selection.method'):
+    active.run(other, str(tmp_path))
+  assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_eval_target_at_must_be_reached(fashion_mnist_dir, tmp_path):
+  config = tiny_config(fashion_mnist_dir, eval_target_at=(123,))
+  with pytest.raises(validation.ConfigError, match=r'eval_target_at.*\[123\]'):
+    active.run(config, str(tmp_path))
+
+
+def main_command(data_dir, workdir):
+  return [sys.executable, os.path.join(REPO, 'main.py'),
+          '--config=' + os.path.join(REPO, 'configs', 'fashion_mnist_svp.py')
+          + ':quick',
+          f'--workdir={workdir}', f'--config.data.data_dir={data_dir}',
+          '--config.data.max_train_examples=600',
+          '--config.data.max_test_examples=200',
+          '--config.selection.initial_subset=50.0',
+          '--config.selection.rounds=(50.0, 100.0, 100.0)',
+          '--config.target.model.name=preact8']
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_selections(fashion_mnist_dir,
+                                                   tmp_path):
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2')
+  straight, resumed = tmp_path / 'straight', tmp_path / 'resumed'
+  subprocess.run(main_command(fashion_mnist_dir, straight), env=env,
+                 check=True, capture_output=True, timeout=600)
+
+  # Kill the second run with SIGKILL once round 1 is checkpointed.
+  process = subprocess.Popen(main_command(fashion_mnist_dir, resumed),
+                             env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+  try:
+    deadline = time.monotonic() + 600
+    while not (resumed / 'checkpoints' / '2').exists():
+      assert process.poll() is None, 'run ended before it could be killed'
+      assert time.monotonic() < deadline
+      time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+  finally:
+    process.kill()
+    process.wait()
+  assert not (resumed / 'proxy' / '300').exists(), 'killed too late'
+
+  result = subprocess.run(main_command(fashion_mnist_dir, resumed), env=env,
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'Resuming' in result.stderr
+  a, b = read_indices(straight), read_indices(resumed)
+  assert sorted(a) == sorted(b)
+  for name in a:
+    np.testing.assert_array_equal(a[name], b[name])
+  assert len(read_csv(resumed / 'selection.csv')) == 3
