@@ -30,12 +30,14 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
 
+from svp_jax import sharding
+from svp_jax.sharding import DATA_AXIS
+
 try:  # jax >= 0.6 exports shard_map at the top level.
   from jax import shard_map as _shard_map  # pylint: disable=g-import-not-at-top
 except ImportError:  # Older jax.
   from jax.experimental.shard_map import shard_map as _shard_map  # pylint: disable=g-import-not-at-top
 
-DATA_AXIS = 'data'
 SCORING_METHODS = ('least_confidence', 'entropy', 'margin')
 
 # Labeled centers processed per pass when initialising k-centers: the
@@ -224,11 +226,6 @@ def select_random(key: jax.Array,
 # Greedy k-centers.
 
 
-def default_mesh() -> Mesh:
-  """A 1-D mesh named `data` over all devices (Auto axes)."""
-  return Mesh(np.array(jax.devices()), (DATA_AXIS,))
-
-
 def _sq_distances(x: jax.Array, center: jax.Array) -> jax.Array:
   """[rows] squared distances of rows of `x` to one [d] center."""
   # Difference-based, not |x|^2 - 2 x.c + |c|^2: that form cancels
@@ -395,7 +392,7 @@ def greedy_k_centers_with_radii(
     valid_mask = jnp.ones((n,), bool)
   return _k_centers_jit(
       features, jnp.asarray(labeled_mask), jnp.asarray(valid_mask), k=k,
-      mesh=default_mesh() if mesh is None else mesh, chunk_size=chunk_size)
+      mesh=sharding.make_mesh() if mesh is None else mesh, chunk_size=chunk_size)
 
 
 def greedy_k_centers(features: jax.Array,

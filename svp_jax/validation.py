@@ -5,10 +5,10 @@ from typing import Any
 
 from svp_jax import data
 from svp_jax import models
+from svp_jax import selection
 
 MODES = ('train', 'active')
-SELECTION_METHODS = ('random', 'least_confidence', 'entropy', 'margin',
-                     'kcenters')
+SELECTION_METHODS = ('random', *selection.SCORING_METHODS, 'kcenters')
 
 
 class ConfigError(ValueError):
