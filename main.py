@@ -8,13 +8,16 @@ Kept short on purpose: everything testable lives in the svp_jax package.
 """
 
 import os
+import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from svp_jax import data
 from svp_jax import jobs
+from svp_jax import validation
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file, optionally FILE:ARG.',
@@ -30,7 +33,12 @@ def main(argv):
   workdir = _WORKDIR.value or os.path.join(
       'workdirs', os.path.splitext(os.path.basename(config_path))[0])
   logging.info('Config %s, workdir %s', config_path, workdir)
-  jobs.run(_CONFIG.value, workdir)
+  try:
+    jobs.run(_CONFIG.value, workdir)
+  except (validation.ConfigError, data.DataError) as e:
+    # A bad config or missing data is the user's to fix: one clear message,
+    # no traceback.
+    sys.exit(f'error: {e}')
 
 
 if __name__ == '__main__':

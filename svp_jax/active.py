@@ -143,11 +143,11 @@ def fit(exp: Experiment, learner: Learner, indices: np.ndarray, key,
   return state, row
 
 
-def train_key(state: RoundState, size: int):
+def train_key(key_data: np.ndarray, size: int):
   # Keyed by labeled-set size only, so selector and target runs of the same
   # model on the same labels are the same run (what the memo relies on).
   return jax.random.fold_in(
-      jax.random.fold_in(jax.random.wrap_key_data(state.key), _TRAIN), size)
+      jax.random.fold_in(jax.random.wrap_key_data(key_data), _TRAIN), size)
 
 
 def select(exp: Experiment, state: RoundState, k: int
@@ -170,7 +170,7 @@ def select(exp: Experiment, state: RoundState, k: int
                  len(indices))
   else:
     model_state, row = fit(exp, exp.selector, indices,
-                           train_key(state, len(indices)), 'selector')
+                           train_key(state.key, len(indices)), 'selector')
   exp.memo.clear()
 
   start = time.perf_counter()
@@ -219,9 +219,8 @@ def run_round(exp: Experiment, state: RoundState
       'target': None, 'target_train_seconds': 0.0,
   }
   if size in exp.target_sizes:
-    new_state = RoundState(labeled, state.round + 1, state.key, ())
     target_state, target_row = fit(exp, exp.target, np.flatnonzero(labeled),
-                                   train_key(new_state, size), 'target')
+                                   train_key(state.key, size), 'target')
     record.update(target=target_row,
                   target_train_seconds=target_row['train_time'])
     if exp.same_models:
@@ -387,7 +386,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         f'config.selection.eval_target_at={tuple(config.selection.eval_target_at)}'
         f' has sizes {unknown} that no round reaches; labeled-set sizes are '
         f'{tuple(np.cumsum(schedule).tolist())}')
-  same = (config.selector.to_dict() == config.target.to_dict())
+  # Random selection trains no selector, so there is nothing to reuse.
+  same = (config.selector.to_dict() == config.target.to_dict()
+          and config.selection.method != 'random')
   exp = Experiment(
       pool=pool, test=test, selector=make_learner(config.selector, info),
       target=make_learner(config.target, info),

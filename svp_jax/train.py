@@ -29,6 +29,9 @@ from svp_jax import sharding
 # Purposes folded into a run's key, so each random stream is independent.
 _SHUFFLE, _AUGMENT, _INIT = 0, 1, 2
 
+# Long epochs also log their progress every this many seconds.
+PROGRESS_SECONDS = 60.0
+
 # How often each step was traced (the Python body runs only when tracing):
 # tests use it to show that each step compiles once per shape.
 TRACE_COUNTS = collections.Counter()
@@ -240,10 +243,18 @@ def train_model(key: jax.Array, model: Any, cfg: StepConfig,
     rng = np.random.default_rng(np.asarray(jax.random.key_data(shuffle_key)))
     totals = None
     lr_array = jnp.asarray(lr, jnp.float32)
-    for idx, mask in padded_batches(indices, batch_size, mesh, rng):
+    num_steps = -(-len(indices) // batch_size)
+    last_log = start
+    for step, (idx, mask) in enumerate(
+        padded_batches(indices, batch_size, mesh, rng)):
       state, m = train_step(state, global_batch(mesh, images, labels, idx, mask),
                             lr_array, augment_key, model=model, cfg=cfg)
       totals = m if totals is None else jax.tree.map(jnp.add, totals, m)
+      if time.perf_counter() - last_log > PROGRESS_SECONDS:
+        last_log = time.perf_counter()
+        logging.info('%s epoch %d/%d: step %d/%d, %.0f s', log_prefix,
+                     epoch + 1, len(rates), step + 1, num_steps,
+                     last_log - start)
     totals = jax.device_get(totals)
     seconds = time.perf_counter() - start
     count = float(totals['count'])

@@ -1,0 +1,127 @@
+"""Configs load and validate; bad values fail naming key, value and choices."""
+
+import glob
+import importlib
+import os
+import subprocess
+import sys
+
+import pytest
+
+from svp_jax import jobs
+from svp_jax import validation
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_MODULES = sorted(
+    os.path.splitext(os.path.basename(p))[0]
+    for p in glob.glob(os.path.join(REPO, 'configs', '*.py'))
+    if not p.endswith(('__init__.py', 'common.py')))
+
+
+def load(name, arg=None):
+  return importlib.import_module(f'configs.{name}').get_config(arg)
+
+
+def validate(config):
+  if config.mode == 'active':
+    validation.validate_active_config(config)
+  else:
+    validation.validate_train_config(config)
+
+
+@pytest.mark.parametrize('name', CONFIG_MODULES)
+@pytest.mark.parametrize('arg', [None, 'quick'])
+def test_every_config_validates(name, arg):
+  validate(load(name, arg))
+
+
+def test_paper_rows_use_the_reference_recipe_and_schedule():
+  config = load('cifar10_resnet20_proxy')
+  assert config.selector.model.name == 'preact20'
+  assert config.target.model.name == 'preact164'
+  for role in (config.selector, config.target):
+    assert role.train.lr_schedule == ((1, 0.01), (90, 0.1), (45, 0.01),
+                                      (45, 0.001))
+    assert role.train.batch_size == 128
+    assert role.train.momentum == 0.9 and role.train.weight_decay == 5e-4
+  assert config.selection.initial_subset == 0.02
+  assert config.selection.rounds == (0.08, 0.1, 0.1, 0.1, 0.1)
+  fewer = load('cifar100_resnet164_fewer_epochs_proxy')
+  assert fewer.selector.train.lr_schedule == ((1, 0.01), (45, 0.1), (4, 0.01))
+  assert load('cifar10_resnet20_proxy', 'kcenters').selection.method == (
+      'kcenters')
+
+
+@pytest.mark.parametrize('key,value,match', [
+    ('data.name', 'mnist', r"config.data.name='mnist'.*'cifar10'"),
+    ('model.name', 'resnet9', r"config.model.name='resnet9'.*'preact20'"),
+    ('train.batch_size', 0, r'config.train.batch_size=0 .*integer >= 1'),
+    ('train.batch_size', 12.5, r'config.train.batch_size=12.5 '),
+    ('train.lr_schedule', ((0, 0.1),), r'lr_schedule=.*bad pair \(0, 0.1\)'),
+    ('train.lr_schedule', (), r'lr_schedule=\(\) .*non-empty'),
+    ('train.momentum', 1.5, r'config.train.momentum=1.5 '),
+    ('train.weight_decay', -1.0, r'config.train.weight_decay=-1.0 '),
+    ('data.max_train_examples', -5, r'max_train_examples=-5 '),
+    ('mode', 'finetune', r"config.mode='finetune'.*'train'"),
+])
+def test_bad_train_values_are_named(key, value, match):
+  config = load('fashion_mnist_resnet20')
+  section, _, leaf = key.rpartition('.')
+  target = config[section] if section else config
+  with target.ignore_type():
+    target[leaf] = value
+  with pytest.raises(validation.ConfigError, match=match):
+    validate(config)
+
+
+@pytest.mark.parametrize('key,value,match', [
+    ('selection.method', 'bald', r"config.selection.method='bald'.*kcenters"),
+    ('selector.model.name', 'vgg', r"config.selector.model.name='vgg'"),
+    ('target.train.batch_size', -1, r'config.target.train.batch_size=-1 '),
+    ('selection.eval_target_at', (0,), r'eval_target_at\[0\]=0 '),
+])
+def test_bad_active_values_are_named(key, value, match):
+  config = load('fashion_mnist_svp')
+  *path, leaf = key.split('.')
+  target = config
+  for part in path:
+    target = target[part]
+  with target.ignore_type():
+    target[leaf] = value
+  with pytest.raises(validation.ConfigError, match=match):
+    validate(config)
+
+
+def test_unknown_mode_is_refused_by_the_dispatcher(tmp_path):
+  config = load('fashion_mnist_resnet20')
+  config.mode = 'finetune'
+  with pytest.raises(validation.ConfigError, match=r"config.mode='finetune'"):
+    jobs.run(config, str(tmp_path))
+
+
+def run_main(*flags):
+  return subprocess.run(
+      [sys.executable, os.path.join(REPO, 'main.py'), *flags],
+      capture_output=True, text=True, timeout=300, cwd=REPO)
+
+
+def test_main_rejects_misspelt_and_mistyped_overrides(tmp_path):
+  config = '--config=configs/fashion_mnist_resnet20.py:quick'
+  result = run_main(config, f'--workdir={tmp_path}', '--config.train.batch_sise=3')
+  assert result.returncode != 0 and 'batch_sise' in result.stderr
+  result = run_main(config, f'--workdir={tmp_path}',
+                    '--config.train.batch_size=many')
+  assert result.returncode != 0 and 'batch_size' in result.stderr
+  assert not os.listdir(tmp_path)
+
+
+def test_main_fails_fast_on_missing_data(tmp_path):
+  result = run_main('--config=configs/cifar10_train.py:quick',
+                    f'--workdir={tmp_path / "w"}',
+                    f'--config.data.data_dir={tmp_path / "tfds"}')
+  assert result.returncode == 1
+  last_line = result.stderr.strip().splitlines()[-1]
+  assert 'Traceback' not in result.stderr
+  assert last_line.startswith('error: ')
+  assert 'cifar10' in result.stderr and str(tmp_path / 'tfds') in result.stderr
+  assert 'cifar-10-binary.tar.gz' in result.stderr
