@@ -125,10 +125,11 @@ def fit(exp: Experiment, learner: Learner, indices: np.ndarray, key,
         role: str) -> tuple[train.TrainState, dict[str, Any]]:
   """Trains `learner` from scratch on `indices`; returns state and CSV row."""
   start = time.perf_counter()
-  state, history = train.train_model(
+  result = train.train_model(
       key, learner.model, learner.cfg, *exp.pool, indices,
       batch_size=learner.batch_size, lr_schedule=learner.lr_schedule,
       mesh=exp.mesh, log_prefix=f'{role} {learner.name} n={len(indices)}')
+  state, history = result.state, result.history
   train_time = time.perf_counter() - start
   start = time.perf_counter()
   test = train.evaluate(state, learner.model, learner.cfg, *exp.test,

@@ -43,13 +43,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   if results.is_writer() and os.path.exists(metrics_path):
     os.remove(metrics_path)  # This run's epochs only.
   tc = config.train
-  state, history = train.train_model(
+  result = train.train_model(
       jax.random.key(config.seed), model, train.step_config(tc, info),
       train_images, train_labels, np.arange(len(train_labels)),
       batch_size=tc.batch_size, lr_schedule=tc.lr_schedule, mesh=mesh,
       eval_data=test_data, eval_every=tc.eval_every,
       eval_batch_size=tc.eval_batch_size,
       on_epoch=lambda r: results.append_jsonl(metrics_path, r))
+  state, history = result.state, result.history
 
   evaluated = [r['test_accuracy'] for r in history if 'test_accuracy' in r]
   summary = {

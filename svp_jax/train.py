@@ -116,12 +116,9 @@ def _cross_entropy(logits, labels, cfg: StepConfig):
   return optax.softmax_cross_entropy(logits, targets)
 
 
-@functools.partial(
-    jax.jit, static_argnames=('model', 'cfg'), donate_argnames=('state',))
-def train_step(state: TrainState, batch: dict[str, jax.Array], lr: jax.Array,
-               key: jax.Array, *, model: Any, cfg: StepConfig
-               ) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One SGD step on the real (mask=1) examples of a padded batch."""
+def _sgd_step(state: TrainState, batch: dict[str, jax.Array], lr: jax.Array,
+              key: jax.Array, model: Any, cfg: StepConfig):
+  """One SGD step; also returns which examples the step's forward got right."""
   TRACE_COUNTS['train_step'] += 1
   images = _preprocess(batch['image'], jax.random.fold_in(key, state.step),
                        cfg, train=True)
@@ -143,7 +140,78 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], lr: jax.Array,
   params = jax.tree.map(lambda p, u: p - lr * u, state.params, updates)
   new_state = state.replace(step=state.step + 1, params=params,
                             batch_stats=batch_stats, opt_state=opt_state)
-  return new_state, _batch_metrics(logits, batch['label'], mask, per_example)
+  correct = jnp.argmax(logits, -1) == batch['label']
+  return (new_state,
+          _batch_metrics(logits, batch['label'], mask, per_example), correct)
+
+
+@functools.partial(
+    jax.jit, static_argnames=('model', 'cfg'), donate_argnames=('state',))
+def train_step(state: TrainState, batch: dict[str, jax.Array], lr: jax.Array,
+               key: jax.Array, *, model: Any, cfg: StepConfig
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One SGD step on the real (mask=1) examples of a padded batch."""
+  new_state, metrics, _ = _sgd_step(state, batch, lr, key, model, cfg)
+  return new_state, metrics
+
+
+# ----------------------------------------------------------------------------
+# Forgetting events (Toneva et al. 2019), counted on the device.
+
+
+def init_forgetting(num_examples: int, mesh: Mesh) -> dict[str, jax.Array]:
+  """Per-example counters over the whole dataset, replicated."""
+  return sharding.replicate(mesh, {
+      'correct': np.zeros(num_examples, bool),  # At its latest minibatch.
+      'learned': np.zeros(num_examples, bool),  # Ever classified correctly.
+      'forgotten': np.zeros(num_examples, np.int32),  # correct -> incorrect.
+  })
+
+
+@functools.partial(
+    jax.jit, static_argnames=('model', 'cfg'),
+    donate_argnames=('state', 'forgetting'))
+def forgetting_train_step(state: TrainState, forgetting: dict[str, jax.Array],
+                          batch: dict[str, jax.Array], lr: jax.Array,
+                          key: jax.Array, *, model: Any, cfg: StepConfig):
+  """`train_step` that also counts each example's forgetting events.
+
+  An event is a correct -> incorrect transition between two consecutive
+  minibatches that contain the example, judged by the training forward pass
+  (as the reference does), in the same jitted step: no host round trip.
+  """
+  new_state, metrics, correct = _sgd_step(state, batch, lr, key, model, cfg)
+  forgetting = update_forgetting(forgetting, batch['index'], batch['mask'],
+                                 correct)
+  return new_state, forgetting, metrics
+
+
+def update_forgetting(forgetting: dict[str, jax.Array], index: jax.Array,
+                      mask: jax.Array, correct: jax.Array
+                      ) -> dict[str, jax.Array]:
+  """Folds one minibatch's correctness into the per-example counters."""
+  n = forgetting['correct'].shape[0]
+  # Padding rows point past the end: reads give False, writes are dropped.
+  index = jnp.where(mask > 0, index, n)
+
+  def read(name):
+    return forgetting[name].at[index].get(mode='fill', fill_value=0)
+
+  was_correct = read('correct').astype(bool)
+  return {
+      'correct': forgetting['correct'].at[index].set(correct, mode='drop'),
+      'learned': forgetting['learned'].at[index].set(
+          read('learned').astype(bool) | correct, mode='drop'),
+      'forgotten': forgetting['forgotten'].at[index].add(
+          (was_correct & ~correct).astype(jnp.int32), mode='drop'),
+  }
+
+
+def forgetting_scores(forgetting: dict[str, jax.Array]) -> np.ndarray:
+  """Events per example, +inf for never-learned ones (they rank first)."""
+  learned = np.asarray(jax.device_get(forgetting['learned']))
+  counts = np.asarray(jax.device_get(forgetting['forgotten']), np.float32)
+  return np.where(learned, counts, np.inf).astype(np.float32)
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'cfg'))
@@ -195,7 +263,7 @@ def global_batch(mesh: Mesh, images: np.ndarray, labels: np.ndarray,
   local = batch_indices[rows]
   return sharding.host_to_global(mesh, {
       'image': images[local], 'label': labels[local].astype(np.int32),
-      'mask': mask[rows]})
+      'mask': mask[rows], 'index': local.astype(np.int32)})
 
 
 def epochs_and_rates(lr_schedule: Sequence[Sequence[float]]) -> list[float]:
@@ -218,22 +286,30 @@ def evaluate(state: TrainState, model: Any, cfg: StepConfig,
           'accuracy': float(totals['correct']) / count}
 
 
+@dataclasses.dataclass
+class TrainResult:
+  state: TrainState  # After the last epoch.
+  history: list[dict[str, float]]  # One metrics dict per epoch.
+  forgetting: dict[str, jax.Array] | None = None  # If tracked.
+
+
 def train_model(key: jax.Array, model: Any, cfg: StepConfig,
                 images: np.ndarray, labels: np.ndarray, indices: np.ndarray,
                 *, batch_size: int, lr_schedule: Sequence[Sequence[float]],
                 mesh: Mesh, eval_data: tuple[np.ndarray, np.ndarray] | None = None,
                 eval_every: int = 0, eval_batch_size: int = 512,
-                log_prefix: str = 'train', on_epoch=None
-                ) -> tuple[TrainState, list[dict[str, float]]]:
+                log_prefix: str = 'train', on_epoch=None,
+                track_forgetting: bool = False) -> TrainResult:
   """Trains a freshly initialised model on `images[indices]`.
 
   Everything random derives from `key`: initialisation, each epoch's
   shuffle, and each step's augmentation, so a run is reproducible.
-  Evaluates on `eval_data` every `eval_every` epochs (0: only after the last)
-  and returns the final state and one metrics dict per epoch.
+  Evaluates on `eval_data` every `eval_every` epochs (0: only after the last).
+  With `track_forgetting`, counts forgetting events of every example.
   """
   state = init_state(jax.random.fold_in(key, _INIT), model, images.shape[1:],
                      cfg, mesh)
+  forgetting = init_forgetting(len(images), mesh) if track_forgetting else None
   augment_key = jax.random.fold_in(key, _AUGMENT)
   rates = epochs_and_rates(lr_schedule)
   history = []
@@ -247,8 +323,14 @@ def train_model(key: jax.Array, model: Any, cfg: StepConfig,
     last_log = start
     for step, (idx, mask) in enumerate(
         padded_batches(indices, batch_size, mesh, rng)):
-      state, m = train_step(state, global_batch(mesh, images, labels, idx, mask),
-                            lr_array, augment_key, model=model, cfg=cfg)
+      batch = global_batch(mesh, images, labels, idx, mask)
+      if forgetting is None:
+        state, m = train_step(state, batch, lr_array, augment_key,
+                              model=model, cfg=cfg)
+      else:
+        state, forgetting, m = forgetting_train_step(
+            state, forgetting, batch, lr_array, augment_key, model=model,
+            cfg=cfg)
       totals = m if totals is None else jax.tree.map(jnp.add, totals, m)
       if time.perf_counter() - last_log > PROGRESS_SECONDS:
         last_log = time.perf_counter()
@@ -274,4 +356,4 @@ def train_model(key: jax.Array, model: Any, cfg: StepConfig,
     history.append(record)
     if on_epoch is not None:
       on_epoch(record)
-  return state, history
+  return TrainResult(state, history, forgetting)

@@ -69,10 +69,10 @@ def test_loss_falls_on_a_memorisable_batch():
   model = models.create_model('preact8', 10)
   cfg = train.StepConfig(num_classes=10, mean=(0.5,), std=(0.25,),
                          weight_decay=0.0)
-  state, history = train.train_model(
+  history = train.train_model(
       jax.random.key(0), model, cfg, images, labels, np.arange(16),
       batch_size=16, lr_schedule=((40, 0.05),), mesh=mesh,
-      eval_data=(images, labels))
+      eval_data=(images, labels)).history
   assert history[-1]['train_loss'] < 0.2 * history[0]['train_loss']
   assert history[-1]['test_accuracy'] == 1.0
 
@@ -122,3 +122,54 @@ def test_evaluate_counts_every_example_once():
 
 def test_epochs_and_rates():
   assert train.epochs_and_rates(((1, 0.01), (2, 0.1))) == [0.01, 0.1, 0.1]
+
+
+def forgetting_oracle(n, batches):
+  """Straightforward NumPy count of correct -> incorrect transitions."""
+  correct = np.zeros(n, bool)
+  learned = np.zeros(n, bool)
+  forgotten = np.zeros(n, np.int64)
+  for index, mask, now in batches:
+    for i, m, c in zip(index, mask, now):
+      if m:
+        forgotten[i] += correct[i] and not c
+        learned[i] |= c
+        correct[i] = c
+  return np.where(learned, forgotten, np.inf)
+
+
+def test_forgetting_counts_match_oracle_with_padding():
+  rng = np.random.default_rng(0)
+  n = 11
+  mesh = sharding.make_mesh()
+  forgetting = train.init_forgetting(n, mesh)
+  batches = []
+  for _ in range(30):
+    index = rng.permutation(n)[:8].astype(np.int32)
+    mask = (np.arange(8) < rng.integers(1, 9)).astype(np.float32)
+    # Padding rows repeat real indices: they must not count.
+    index[mask == 0] = index[0]
+    now = rng.random(8) < 0.6
+    batches.append((index, mask, now))
+    forgetting = train.update_forgetting(forgetting, jnp.asarray(index),
+                                         jnp.asarray(mask), jnp.asarray(now))
+  np.testing.assert_array_equal(train.forgetting_scores(forgetting),
+                                forgetting_oracle(n, batches))
+
+
+def test_training_can_track_forgetting():
+  images, labels = random_images(24, seed=4)
+  mesh = sharding.make_mesh()
+  model = models.create_model('preact8', 10)
+  cfg = train.StepConfig(num_classes=10, mean=(0.5,), std=(0.25,),
+                         weight_decay=0.0)
+  result = train.train_model(
+      jax.random.key(0), model, cfg, images, labels, np.arange(16),
+      batch_size=8, lr_schedule=((30, 0.05),), mesh=mesh,
+      track_forgetting=True)
+  scores = train.forgetting_scores(result.forgetting)
+  # Examples 16.. were never trained on, so never learned.
+  assert np.all(np.isinf(scores[16:]))
+  # The memorised training examples were all learned at some point.
+  assert np.all(np.isfinite(scores[:16]))
+  assert result.history[-1]['train_accuracy'] == 1.0
