@@ -155,3 +155,68 @@ def make_active_quick(config):
   config.selector.model.name = 'preact8'
   config.target.model.name = 'preact8' if baseline else 'preact20'
   return config
+
+
+def coreset_config(dataset, proxy, target, method, subset_size):
+  """Core-set selection: one proxy on all data keeps a subset for the target."""
+  config = ml_collections.ConfigDict()
+  config.mode = 'coreset'
+  config.seed = 0
+  config.data = data_config(dataset)
+  config.selector = proxy
+  config.target = target
+  config.coreset = ml_collections.ConfigDict(dict(
+      # 'random', 'least_confidence', 'entropy', 'margin',
+      # 'forgetting_events' or 'kcenters'.
+      method=method,
+      # A fraction of the pool in (0, 1) or a whole number of examples.
+      subset_size=subset_size,
+      # k-centers starts from this many random points (part of the subset).
+      kcenters_seeds=1000,
+  ))
+  return config
+
+
+CORESET_METHODS = ('least_confidence', 'entropy', 'margin',
+                   'forgetting_events', 'kcenters', 'random')
+
+
+def parse_coreset_arg(arg):
+  """'[METHOD][,quick]' -> (method, quick); default forgetting events."""
+  parts = [p for p in (arg or '').split(',') if p]
+  quick = 'quick' in parts
+  methods = [p for p in parts if p != 'quick']
+  if len(methods) > 1 or (methods and methods[0] not in CORESET_METHODS):
+    raise ValueError(f'config argument {arg!r}: expected [METHOD][,quick] with '
+                     f'METHOD one of {CORESET_METHODS}')
+  return (methods[0] if methods else 'forgetting_events'), quick
+
+
+def make_coreset_quick(config):
+  """CPU plumbing size: 2,000-image pool, keep 500, 1 epoch per model."""
+  config.data.max_train_examples = 2000
+  config.data.max_test_examples = 500
+  config.coreset.subset_size = 500.0
+  config.coreset.kcenters_seeds = 100
+  for role in ('selector', 'target'):
+    config[role].train.lr_schedule = ((1, 0.05),)
+  config.selector.model.name = 'preact8'
+  config.target.model.name = 'preact8'
+  return config
+
+
+def precomputed_config(dataset, target):
+  """Trains `target` on the labeled-index files of an earlier run."""
+  config = ml_collections.ConfigDict()
+  config.mode = 'precomputed'
+  config.seed = 0
+  config.data = data_config(dataset)
+  config.target = target
+  config.precomputed = ml_collections.ConfigDict(dict(
+      # The workdir of an earlier active/core-set run (or a reference run
+      # directory); required.
+      run_dir='',
+      # Labeled-set sizes to train at (empty: every stored selection).
+      sizes=(),
+  ))
+  return config

@@ -10,6 +10,7 @@ import ml_collections
 import numpy as np
 
 from svp_jax import active
+from svp_jax import coreset
 from svp_jax import data
 from svp_jax import models
 from svp_jax import results
@@ -77,7 +78,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   return summary
 
 
-JOBS = {'train': train_and_evaluate, 'active': active.run}
+JOBS = {'train': train_and_evaluate, 'active': active.run,
+        'coreset': coreset.run, 'precomputed': coreset.run_precomputed}
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

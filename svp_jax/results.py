@@ -83,3 +83,16 @@ def differing_keys(a: Any, b: Any, prefix: str = '') -> list[str]:
   return [d for k in keys
           for d in differing_keys(a.get(k), b.get(k),
                                   f'{prefix}.{k}' if prefix else k)]
+
+
+def read_csv(path: str) -> list[dict[str, Any]]:
+  """Rows of a CSV written by write_csv, numbers parsed back to float."""
+
+  def parse(value):
+    try:
+      return float(value)
+    except ValueError:
+      return value
+
+  with open(path, newline='') as f:
+    return [{k: parse(v) for k, v in row.items()} for row in csv.DictReader(f)]

@@ -7,8 +7,10 @@ from svp_jax import data
 from svp_jax import models
 from svp_jax import selection
 
-MODES = ('train', 'active')
+MODES = ('train', 'active', 'coreset', 'precomputed')
 SELECTION_METHODS = ('random', *selection.SCORING_METHODS, 'kcenters')
+CORESET_METHODS = ('random', *selection.SCORING_METHODS, 'forgetting_events',
+                   'kcenters')
 
 
 class ConfigError(ValueError):
@@ -84,6 +86,12 @@ def check_sizes(key: str, values: Any):
     _fail(key, values, 'expected a sequence')
 
 
+def check_learner(config, role: str):
+  check_choice(f'{role}.model.name', config[role].model.name,
+               models.MODEL_NAMES)
+  check_train(config[role].train, f'{role}.train')
+
+
 def validate_active_config(config):
   """Checks an active-learning config (mode 'active').
 
@@ -93,12 +101,35 @@ def validate_active_config(config):
   check_choice('mode', config.mode, MODES)
   check_int('seed', config.seed, 0)
   check_data(config.data)
-  for role in ('selector', 'target'):
-    check_choice(f'{role}.model.name', config[role].model.name,
-                 models.MODEL_NAMES)
-    check_train(config[role].train, f'{role}.train')
+  check_learner(config, 'selector')
+  check_learner(config, 'target')
   check_choice('selection.method', config.selection.method, SELECTION_METHODS)
   check_sizes('selection.rounds', config.selection.rounds)
   check_sizes('selection.eval_target_at', config.selection.eval_target_at)
   for i, size in enumerate(config.selection.eval_target_at):
     check_int(f'selection.eval_target_at[{i}]', size, 1)
+
+
+def validate_coreset_config(config):
+  """Checks a core-set config (mode 'coreset'); sizes are checked on load."""
+  check_choice('mode', config.mode, MODES)
+  check_int('seed', config.seed, 0)
+  check_data(config.data)
+  check_learner(config, 'selector')
+  check_learner(config, 'target')
+  check_choice('coreset.method', config.coreset.method, CORESET_METHODS)
+  check_int('coreset.kcenters_seeds', config.coreset.kcenters_seeds, 0)
+
+
+def validate_precomputed_config(config):
+  """Checks a config that trains targets on an earlier run's selections."""
+  check_choice('mode', config.mode, MODES)
+  check_int('seed', config.seed, 0)
+  check_data(config.data)
+  check_learner(config, 'target')
+  if not config.precomputed.run_dir:
+    _fail('precomputed.run_dir', config.precomputed.run_dir,
+          'expected the run directory of an earlier active or core-set run')
+  check_sizes('precomputed.sizes', config.precomputed.sizes)
+  for i, size in enumerate(config.precomputed.sizes):
+    check_int(f'precomputed.sizes[{i}]', size, 1)

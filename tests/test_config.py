@@ -22,17 +22,27 @@ def load(name, arg=None):
   return importlib.import_module(f'configs.{name}').get_config(arg)
 
 
+VALIDATORS = {
+    'train': validation.validate_train_config,
+    'active': validation.validate_active_config,
+    'coreset': validation.validate_coreset_config,
+    'precomputed': validation.validate_precomputed_config,
+}
+
+
 def validate(config):
-  if config.mode == 'active':
-    validation.validate_active_config(config)
-  else:
-    validation.validate_train_config(config)
+  VALIDATORS.get(config.mode, validation.validate_train_config)(config)
 
 
 @pytest.mark.parametrize('name', CONFIG_MODULES)
 @pytest.mark.parametrize('arg', [None, 'quick'])
 def test_every_config_validates(name, arg):
-  validate(load(name, arg))
+  if name == 'precomputed_selection':
+    config = load(name, None if arg == 'quick' else 'cifar10')
+    config.precomputed.run_dir = 'workdirs/some_run'
+  else:
+    config = load(name, arg)
+  validate(config)
 
 
 def test_paper_rows_use_the_reference_recipe_and_schedule():
