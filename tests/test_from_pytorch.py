@@ -1,0 +1,546 @@
+"""docs/from_pytorch.md stays true: commands, flag tables, columns, names.
+
+The page maps the PyTorch reference (stanford-futuredata/selection-via-proxy,
+release 0.1.0) to svp_jax. This test reads it and checks every claim about
+svp_jax that can be checked without training anything:
+
+* every `python main.py ...` line parses exactly as main.py parses it
+  (ml_collections config flags, locked config) and validates;
+* every pair of a reference `svp.cifar active|train` command and an svp_jax
+  command trains the same models with the same recipe, dataset, method and
+  labeled-set sizes (the reference side is worked out from its CLI defaults,
+  REFERENCE_DEFAULTS below, which the page's tables must agree with);
+* every other reference command is marked "not yet (issue N)" with the right
+  issue;
+* the tables marked `<!-- check: CONFIG -->` give each config key's default
+  correctly, list every reference flag and every config key;
+* the CSV columns equal svp_jax.active's;
+* files, modules, functions and links named on the page exist.
+"""
+
+import ast
+import dataclasses
+import functools
+import importlib
+import os
+import re
+import shlex
+import sys
+
+from absl import flags
+from ml_collections import config_flags
+import numpy as np
+import pytest
+
+from svp_jax import active
+from svp_jax import validation
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+  sys.path.insert(0, REPO)  # config files import `configs.common`.
+DOC_PATH = os.path.join(REPO, 'docs', 'from_pytorch.md')
+with open(DOC_PATH) as _f:
+  DOC = _f.read()
+
+# The pool is the whole training split (no dev split in svp_jax yet).
+POOL_SIZES = {'cifar10': 50_000, 'cifar100': 50_000}
+
+# The reference's `svp.cifar` CLI (svp/cifar/__main__.py, svp/common/cli.py,
+# release 0.1.0): every long option of `train` and `active`, and the default
+# used when it is absent. `--proxy-X` options default to `--X`; options
+# without an entry here default to another option or to the machine.
+TRAIN_FLAGS = (
+    '--run-dir', '--datasets-dir', '--dataset', '--augmentation',
+    '--validation', '--shuffle', '--arch', '--optimizer', '--epochs',
+    '--learning-rate', '--momentum', '--weight-decay', '--batch-size',
+    '--eval-batch-size', '--cuda', '--device', '--num-workers',
+    '--eval-num-workers', '--seed', '--checkpoint', '--track-test-acc')
+ACTIVE_FLAGS = TRAIN_FLAGS + (
+    '--proxy-arch', '--proxy-optimizer', '--proxy-epochs',
+    '--proxy-learning-rate', '--proxy-momentum', '--proxy-weight-decay',
+    '--proxy-batch-size', '--proxy-eval-batch-size', '--initial-subset',
+    '--round', '--selection-method', '--precomputed-selection',
+    '--train-target', '--eval-target-at')
+REFERENCE_DEFAULTS = {
+    '--run-dir': './run', '--datasets-dir': './data', '--dataset': 'cifar10',
+    '--augmentation': True, '--validation': 0, '--shuffle': True,
+    '--arch': 'preact20', '--optimizer': 'sgd', '--epochs': (1, 90, 45, 45),
+    '--learning-rate': (0.01, 0.1, 0.01, 0.001), '--momentum': 0.9,
+    '--weight-decay': 5e-4, '--batch-size': 128, '--cuda': True,
+    '--num-workers': 0, '--seed': None, '--checkpoint': 'best',
+    '--track-test-acc': True, '--initial-subset': 1000,
+    '--round': (4000, 5000, 5000, 5000, 5000),
+    '--selection-method': 'least_confidence',
+    '--precomputed-selection': None, '--train-target': True,
+    '--eval-target-at': (),
+}
+BOOLEAN_FLAGS = ('--augmentation', '--shuffle', '--cuda', '--train-target',
+                 '--track-test-acc')
+REPEATED_FLAGS = ('--epochs', '--learning-rate', '--proxy-epochs',
+                  '--proxy-learning-rate', '--round', '--eval-target-at',
+                  '--device')
+# Flags that only tune PyTorch's machinery or evaluation speed: a command
+# pair may use them freely. Any flag neither here nor compared below (for
+# example --validation or --optimizer) makes the pair fail.
+IGNORED_FLAGS = ('--run-dir', '--datasets-dir', '--num-workers',
+                 '--eval-num-workers', '--device', '--checkpoint',
+                 '--eval-batch-size', '--proxy-eval-batch-size', '--cuda',
+                 '--track-test-acc')
+COMPARED_FLAGS = (
+    '--dataset', '--augmentation', '--arch', '--epochs', '--learning-rate',
+    '--momentum', '--weight-decay', '--batch-size', '--seed',
+    '--proxy-arch', '--proxy-epochs', '--proxy-learning-rate',
+    '--proxy-momentum', '--proxy-weight-decay', '--proxy-batch-size',
+    '--initial-subset', '--round', '--selection-method', '--eval-target-at')
+
+ISSUE_IMAGENET_AMAZON, ISSUE_CORESET = 4, 7
+
+# ml_collections loads config files with importlib's deprecated load_module.
+pytestmark = pytest.mark.filterwarnings(
+    'ignore:the load_module:DeprecationWarning')
+KEY_RE = re.compile(r'^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$')
+IDENTIFIER_RE = re.compile(r'^[A-Za-z_]\w*$')
+PATH_RE = re.compile(r'^[\w./-]+$')
+
+
+# ----------------------------------------------------------------------------
+# Reading the page.
+
+
+def fenced_blocks(language):
+  return re.findall(r'^```' + language + r'\n(.*?)^```', DOC, re.M | re.S)
+
+
+def logical_lines(block):
+  """Lines of a shell block with `\\` continuations joined."""
+  lines, current = [], ''
+  for raw in block.splitlines():
+    line = raw.rstrip()
+    if line.endswith('\\'):
+      current += line[:-1] + ' '
+      continue
+    current = (current + line).strip()
+    if current:
+      lines.append(' '.join(current.split()))
+    current = ''
+  return lines
+
+
+@dataclasses.dataclass
+class CommandBlock:
+  reference: list[str]
+  svp_jax: list[str]
+  not_yet: tuple[int, ...] | None  # Issue numbers, if marked "not yet".
+
+
+def command_blocks():
+  blocks = []
+  for block in fenced_blocks('bash'):
+    refs, ours, not_yet = [], [], None
+    for line in logical_lines(block):
+      if line.startswith('python -m svp.'):
+        refs.append(line)
+      elif line.startswith('python main.py'):
+        ours.append(line)
+      elif match := re.match(r'# svp_jax: not yet \((issues? [^)]*)\)', line):
+        not_yet = tuple(int(n) for n in re.findall(r'\d+', match.group(1)))
+    if refs or ours:
+      blocks.append(CommandBlock(refs, ours, not_yet))
+  return blocks
+
+
+BLOCKS = command_blocks()
+SVP_COMMANDS = [c for b in BLOCKS for c in b.svp_jax]
+PAIRS = [(b.reference[0], c) for b in BLOCKS
+         if len(b.reference) == 1 and b.svp_jax for c in b.svp_jax]
+
+
+def backticked(cell):
+  return re.findall(r'`([^`]+)`', cell)
+
+
+def literal(text):
+  try:
+    return True, ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return False, None
+
+
+def marked_tables():
+  """{marker: [row cells, ...]} for every table after `<!-- check: X -->`."""
+  tables = {}
+  for match in re.finditer(r'<!-- check: (\S+) -->\n((?:\|.*\n)+)', DOC):
+    lines = match.group(2).strip().splitlines()[2:]  # Skip header, rule.
+    rows = [[c.strip() for c in line.strip().strip('|').split('|')]
+            for line in lines]
+    tables.setdefault(match.group(1), []).extend(rows)
+  return tables
+
+
+TABLES = marked_tables()
+CONFIG_TABLES = {k: v for k, v in TABLES.items() if k.startswith('configs/')}
+
+
+@dataclasses.dataclass
+class FlagRow:
+  flags: list[str]
+  reference_defaults: list[str]
+  keys: list[str]
+  default: str | None
+
+
+def flag_rows(marker):
+  rows = []
+  for cells in CONFIG_TABLES[marker]:
+    flag_cell, ref_cell, key_cell, default_cell = cells[:4]
+    defaults = backticked(default_cell)
+    rows.append(FlagRow(
+        flags=[t for t in backticked(flag_cell)
+               if t.startswith('--') and not t.startswith('--no-')],
+        reference_defaults=backticked(ref_cell),
+        keys=[t for t in backticked(key_cell) if KEY_RE.match(t)],
+        default=defaults[0] if len(defaults) == 1 else None))
+  return rows
+
+
+# ----------------------------------------------------------------------------
+# Loading configs the way main.py does.
+
+
+def load_command(command):
+  """The config of a `python main.py ...` line, as main.py sees it."""
+  argv = shlex.split(command)
+  assert argv[:2] == ['python', 'main.py'], command
+  argv = ['main.py'] + [
+      '--config=' + os.path.join(REPO, a[len('--config='):])
+      if a.startswith('--config=') else a for a in argv[2:]]
+  flag_values = flags.FlagValues()
+  config_flags.DEFINE_config_file('config', None, 'config file',
+                                  flag_values=flag_values, lock_config=True,
+                                  sys_argv=argv)
+  flags.DEFINE_string('workdir', None, 'workdir', flag_values=flag_values)
+  flag_values(argv)
+  return flag_values.config
+
+
+@functools.cache
+def load_config(spec):
+  return load_command(f'python main.py --config={spec}')
+
+
+def normalise(value):
+  if isinstance(value, (list, tuple)):
+    return tuple(normalise(v) for v in value)
+  return value
+
+
+def get_key(config, key):
+  return functools.reduce(lambda c, part: c[part], key.split('.'), config)
+
+
+def leaf_keys(tree, prefix=''):
+  for name, value in tree.items():
+    key = f'{prefix}{name}'
+    if isinstance(value, dict):
+      yield from leaf_keys(value, key + '.')
+    else:
+      yield key
+
+
+def validate(config):
+  if config.mode == 'active':
+    validation.validate_active_config(config)
+  else:
+    validation.validate_train_config(config)
+
+
+# ----------------------------------------------------------------------------
+# What an experiment is, on either side.
+
+
+def learner(model, lr_schedule, batch_size, momentum, weight_decay, augment):
+  return {'model': model,
+          'lr_schedule': tuple((int(e), float(lr)) for e, lr in lr_schedule),
+          'batch_size': int(batch_size), 'momentum': float(momentum),
+          'weight_decay': float(weight_decay), 'augment': bool(augment)}
+
+
+def parse_reference(command):
+  """(subcommand, {flag: value or [values]}) of a `python -m svp.cifar` line."""
+  argv = shlex.split(command)
+  assert argv[:3] == ['python', '-m', 'svp.cifar'], command
+  subcommand, args = argv[3], argv[4:]
+  options, i = {}, 0
+  while i < len(args):
+    arg = args[i]
+    if arg in BOOLEAN_FLAGS or (
+        arg.startswith('--no-') and '--' + arg[5:] in BOOLEAN_FLAGS):
+      options['--' + arg[5:] if arg.startswith('--no-') else arg] = (
+          not arg.startswith('--no-'))
+      i += 1
+      continue
+    assert arg in COMPARED_FLAGS + IGNORED_FLAGS, (
+        f'{arg} in {command!r}: svp_jax has no counterpart, so this command '
+        f'cannot be paired with an svp_jax command')
+    if arg in REPEATED_FLAGS:
+      options.setdefault(arg, []).append(args[i + 1])
+    else:
+      options[arg] = args[i + 1]
+    i += 2
+  return subcommand, options
+
+
+def reference_experiment(command):
+  """What the reference runs for `command`, from its CLI defaults."""
+  subcommand, options = parse_reference(command)
+
+  def get(flag, cast):
+    if flag in options:
+      value = options[flag]
+      if flag in REPEATED_FLAGS:
+        return tuple(cast(v) for v in value)
+      return cast(value) if cast is not bool else value
+    if flag.startswith('--proxy-'):
+      return get('--' + flag[len('--proxy-'):], cast)
+    return REFERENCE_DEFAULTS[flag]
+
+  def role(prefix):
+    return learner(get(prefix + 'arch', str),
+                   zip(get(prefix + 'epochs', int),
+                       get(prefix + 'learning-rate', float)),
+                   get(prefix + 'batch-size', int),
+                   get(prefix + 'momentum', float),
+                   get(prefix + 'weight-decay', float),
+                   get('--augmentation', bool))
+
+  seed = get('--seed', int)
+  if subcommand == 'train':
+    return {'mode': 'train', 'dataset': get('--dataset', str),
+            'model': role('--'), 'seed': seed}
+  assert subcommand == 'active', command
+  sizes = (get('--initial-subset', int),) + get('--round', int)
+  target, selector = role('--'), role('--proxy-')
+  different = target != selector
+  cumulative = tuple(np.cumsum(sizes)[1:].tolist())
+  # The reference trains the target only when the models differ; otherwise
+  # its target is the proxy, trained at every size.
+  target_sizes = (frozenset(get('--eval-target-at', int) or cumulative)
+                  if different else None)
+  return {'mode': 'active', 'dataset': get('--dataset', str),
+          'selector': selector, 'target': target, 'different': different,
+          'method': get('--selection-method', str), 'sizes': sizes,
+          'target_sizes': target_sizes, 'seed': seed}
+
+
+def svp_experiment(config, reference_seed):
+  """The same description of an svp_jax config."""
+  def role(section):
+    t = section.train
+    return learner(section.model.name, t.lr_schedule, t.batch_size,
+                   t.momentum, t.weight_decay, t.augment)
+
+  # The reference drew a random seed when none was given: compare only given.
+  seed = config.seed if reference_seed is not None else None
+  if config.mode == 'train':
+    return {'mode': 'train', 'dataset': config.data.name,
+            'model': role(config), 'seed': seed}
+  selector, target = role(config.selector), role(config.target)
+  different = selector != target
+  sizes = active.resolve_schedule(config.selection.initial_subset,
+                                  config.selection.rounds,
+                                  POOL_SIZES[config.data.name])
+  cumulative = tuple(np.cumsum(sizes)[1:].tolist())
+  target_sizes = (frozenset(config.selection.eval_target_at or cumulative)
+                  if different else None)
+  return {'mode': 'active', 'dataset': config.data.name,
+          'selector': selector, 'target': target, 'different': different,
+          'method': config.selection.method, 'sizes': sizes,
+          'target_sizes': target_sizes, 'seed': seed}
+
+
+# ----------------------------------------------------------------------------
+# Commands.
+
+
+def test_the_page_has_commands_and_tables():
+  assert len(BLOCKS) >= 25
+  assert len(PAIRS) >= 10
+  assert set(CONFIG_TABLES) == {'configs/cifar10_resnet20_proxy.py',
+                                'configs/cifar10_train.py'}
+  assert {'columns', 'modules'} <= set(TABLES)
+
+
+@pytest.mark.parametrize('command', SVP_COMMANDS)
+def test_svp_jax_command_loads_and_validates(command):
+  config = load_command(command)
+  validate(config)
+  if config.mode == 'active':
+    sizes = active.resolve_schedule(config.selection.initial_subset,
+                                    config.selection.rounds,
+                                    POOL_SIZES[config.data.name])
+    reached = set(np.cumsum(sizes).tolist())
+    assert set(config.selection.eval_target_at) <= reached
+
+
+@pytest.mark.parametrize('block', BLOCKS, ids=lambda b: (b.reference or
+                                                         b.svp_jax)[0][:60])
+def test_reference_command_has_an_equivalent_or_an_honest_not_yet(block):
+  if not block.reference:
+    return  # svp_jax-only examples are checked by the test above.
+  assert bool(block.svp_jax) != (block.not_yet is not None), (
+      'a reference command needs either svp_jax commands or a '
+      '"# svp_jax: not yet (issue N)" line, not both')
+  if block.svp_jax:
+    assert len(block.reference) == 1, 'pair one reference command at a time'
+    assert block.reference[0].startswith('python -m svp.cifar '), (
+        'only CIFAR is in svp_jax so far')
+    return
+  for command in block.reference:
+    needed = set()
+    if command.startswith(('python -m svp.imagenet', 'python -m svp.amazon')):
+      needed.add(ISSUE_IMAGENET_AMAZON)
+    if ' coreset ' in command or '--precomputed-selection' in command:
+      needed.add(ISSUE_CORESET)
+    assert needed, f'{command!r} is marked "not yet" but svp_jax has it'
+    assert needed <= set(block.not_yet), (command, block.not_yet)
+
+
+@pytest.mark.parametrize('reference,command', PAIRS)
+def test_svp_jax_command_runs_the_reference_experiment(reference, command):
+  expected = reference_experiment(reference)
+  got = svp_experiment(load_command(command), expected['seed'])
+  assert got == expected
+
+
+# ----------------------------------------------------------------------------
+# Flag tables.
+
+
+@pytest.mark.parametrize('marker', sorted(CONFIG_TABLES))
+def test_table_gives_each_key_its_default(marker):
+  config = load_config(marker)
+  checked = 0
+  for row in flag_rows(marker):
+    if not row.keys:
+      continue
+    assert row.default is not None, f'{row.keys}: no single default given'
+    ok, value = literal(row.default)
+    assert ok, f'{row.keys}: default {row.default!r} is not a Python literal'
+    for key in row.keys:
+      assert normalise(get_key(config, key)) == normalise(value), key
+      checked += 1
+  assert checked >= 15
+
+
+@pytest.mark.parametrize('marker', sorted(CONFIG_TABLES))
+def test_table_gives_the_reference_defaults(marker):
+  checked = 0
+  for row in flag_rows(marker):
+    parsed = [literal(t) for t in row.reference_defaults]
+    if not parsed or not all(ok for ok, _ in parsed):
+      continue  # "same as `--X`" and the like.
+    assert len(parsed) == len(row.flags), row
+    for flag, (_, value) in zip(row.flags, parsed):
+      assert normalise(value) == normalise(REFERENCE_DEFAULTS[flag]), flag
+      checked += 1
+  assert checked >= 15
+
+
+@pytest.mark.parametrize('marker', sorted(CONFIG_TABLES))
+def test_table_lists_every_reference_flag_once(marker):
+  flags_listed = [f for row in flag_rows(marker) for f in row.flags]
+  expected = ACTIVE_FLAGS if load_config(marker).mode == 'active' else (
+      TRAIN_FLAGS)
+  assert sorted(flags_listed) == sorted(expected)
+
+
+@pytest.mark.parametrize('marker', sorted(CONFIG_TABLES))
+def test_table_maps_every_config_key(marker):
+  listed = {k for row in flag_rows(marker) for k in row.keys}
+  config_keys = set(leaf_keys(load_config(marker).to_dict()))
+  assert config_keys - listed == set(), 'config keys missing from the page'
+  assert listed - config_keys == set(), 'keys on the page not in the config'
+
+
+# ----------------------------------------------------------------------------
+# Run files.
+
+
+def test_csv_columns_are_svp_jax_columns():
+  columns = {}
+  for cells in TABLES['columns']:
+    for name in backticked(cells[0]):
+      columns[name] = tuple(backticked(cells[1]))
+  assert columns == {'proxy.csv': active.MODEL_COLUMNS,
+                     'target.csv': active.MODEL_COLUMNS,
+                     'selection.csv': active.SELECTION_COLUMNS}
+
+
+def test_reading_snippets_compile():
+  blocks = fenced_blocks('python')
+  assert blocks
+  for block in blocks:
+    compile(block, DOC_PATH, 'exec')
+
+
+# ----------------------------------------------------------------------------
+# Names.
+
+
+def test_named_config_files_exist():
+  named = set(re.findall(r'\bconfigs/[a-z0-9_]+\.py\b', DOC))
+  assert len(named) >= 8
+  missing = [p for p in named if not os.path.exists(os.path.join(REPO, p))]
+  assert not missing
+
+
+def test_named_repository_paths_exist():
+  prefixes = ('configs/', 'svp_jax/', 'scripts/', 'tests/', 'benchmarks/',
+              'docs/')
+  named = {t for t in re.findall(r'`([^`\s]+)`', DOC)
+           if t.startswith(prefixes) and PATH_RE.match(t)}
+  missing = [p for p in named if not os.path.exists(os.path.join(REPO, p))]
+  assert not missing
+
+
+def test_module_table_names_exist():
+  checked = 0
+  for cells in TABLES['modules']:
+    module = None
+    for token in backticked(cells[2]):
+      if PATH_RE.match(token) and ('/' in token or '.' in token):
+        assert os.path.exists(os.path.join(REPO, token)), token
+        module = (token[:-3].replace('/', '.')
+                  if token.endswith('.py') and token.startswith(
+                      ('svp_jax/', 'configs/')) else None)
+      elif module and IDENTIFIER_RE.match(token):
+        assert hasattr(importlib.import_module(module), token), (
+            f'{module}.{token}')
+        checked += 1
+  assert checked >= 25
+
+
+def slug(heading):
+  """GitHub's anchor for a Markdown heading."""
+  text = heading.strip().lower().replace('`', '')
+  text = re.sub(r'[^\w\- ]', '', text)
+  return text.replace(' ', '-')
+
+
+def anchors(path):
+  with open(path) as f:
+    return {slug(h) for h in re.findall(r'^#+ (.*)$', f.read(), re.M)}
+
+
+def test_links_resolve():
+  links = re.findall(r'\]\(([^)\s]+)\)', DOC)
+  assert links
+  for link in links:
+    if link.startswith(('http://', 'https://')):
+      continue
+    path, _, anchor = link.partition('#')
+    target = (os.path.normpath(os.path.join(os.path.dirname(DOC_PATH), path))
+              if path else DOC_PATH)
+    assert os.path.exists(target), link
+    if anchor:
+      assert anchor in anchors(target), link
