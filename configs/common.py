@@ -18,6 +18,7 @@ def train_recipe(lr_schedule, *, batch_size=128, weight_decay=5e-4,
       label_smoothing=label_smoothing,
       augment=augment,
       # Evaluate on the test split every N epochs (0: after the last only).
+      # Train jobs only: active learning tests each model once, at the end.
       eval_every=0,
   ))
 
@@ -109,6 +110,9 @@ def active_config(dataset, selector, target, method,
       # Sizes: a fraction of the pool in (0, 1) or a whole number of examples.
       initial_subset=initial_subset,
       rounds=rounds,
+      # Train the target at all (False: selection only, like the
+      # reference's --no-train-target).
+      train_target=True,
       # Labeled-set sizes at which the target is trained and tested
       # (empty: after every round).
       eval_target_at=(),

@@ -368,6 +368,21 @@ def make_learner(section, info: data.DatasetInfo) -> Learner:
       lr_schedule=tuple((int(e), float(lr)) for e, lr in tc.lr_schedule))
 
 
+# Settings that change how a model is evaluated, not the model trained.
+_EVALUATION_ONLY = ('eval_batch_size', 'eval_every')
+
+
+def same_training(a, b) -> bool:
+  """Whether two learner sections train the very same model."""
+
+  def training(section):
+    train_section = {k: v for k, v in section.train.to_dict().items()
+                     if k not in _EVALUATION_ONLY}
+    return section.model.to_dict(), train_section
+
+  return training(a) == training(b)
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs (or resumes) an active-learning experiment; returns the summary."""
   validation.validate_active_config(config)
@@ -380,7 +395,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   schedule = resolve_schedule(config.selection.initial_subset,
                               config.selection.rounds, len(pool[1]))
   sizes = tuple(np.cumsum(schedule)[1:].tolist())
-  target_sizes = frozenset(config.selection.eval_target_at or sizes)
+  target_sizes = frozenset(config.selection.eval_target_at or sizes
+                           if config.selection.train_target else ())
   unknown = sorted(target_sizes - set(np.cumsum(schedule).tolist()))
   if unknown:
     raise validation.ConfigError(
@@ -388,7 +404,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         f' has sizes {unknown} that no round reaches; labeled-set sizes are '
         f'{tuple(np.cumsum(schedule).tolist())}')
   # Random selection trains no selector, so there is nothing to reuse.
-  same = (config.selector.to_dict() == config.target.to_dict()
+  same = (same_training(config.selector, config.target)
           and config.selection.method != 'random')
   exp = Experiment(
       pool=pool, test=test, selector=make_learner(config.selector, info),

@@ -104,6 +104,8 @@ def validate_active_config(config):
   check_learner(config, 'selector')
   check_learner(config, 'target')
   check_choice('selection.method', config.selection.method, SELECTION_METHODS)
+  check_choice('selection.train_target', config.selection.train_target,
+               (True, False))
   check_sizes('selection.rounds', config.selection.rounds)
   check_sizes('selection.eval_target_at', config.selection.eval_target_at)
   for i, size in enumerate(config.selection.eval_target_at):
