@@ -50,16 +50,19 @@ def base_config(dataset, model, lr_schedule, **recipe):
   return config
 
 
-def parse_arg(arg, allowed_models, default_model):
-  """Splits a 'MODEL[,quick]' config argument; returns (model, quick)."""
+def parse_arg(arg, allowed, default):
+  """Splits a 'NAME[,quick]' config argument; returns (name, quick).
+
+  NAME (a model or a selection method) must be one of `allowed`; it defaults
+  to `default`.
+  """
   parts = [p for p in (arg or '').split(',') if p]
   quick = 'quick' in parts
-  models = [p for p in parts if p != 'quick']
-  if len(models) > 1 or (models and models[0] not in allowed_models):
-    raise ValueError(
-        f'config argument {arg!r}: expected MODEL[,quick] with MODEL one of '
-        f'{allowed_models}')
-  return (models[0] if models else default_model), quick
+  names = [p for p in parts if p != 'quick']
+  if len(names) > 1 or (names and names[0] not in allowed):
+    raise ValueError(f'config argument {arg!r}: expected NAME[,quick] with '
+                     f'NAME one of {allowed}')
+  return (names[0] if names else default), quick
 
 
 def make_quick(config, epochs=2, train_examples=2000, test_examples=1000):
@@ -126,13 +129,7 @@ ACTIVE_METHODS = ('least_confidence', 'entropy', 'margin', 'kcenters',
 
 def parse_active_arg(arg):
   """'[METHOD][,quick]' -> (method, quick); method defaults to least confidence."""
-  parts = [p for p in (arg or '').split(',') if p]
-  quick = 'quick' in parts
-  methods = [p for p in parts if p != 'quick']
-  if len(methods) > 1 or (methods and methods[0] not in ACTIVE_METHODS):
-    raise ValueError(f'config argument {arg!r}: expected [METHOD][,quick] with '
-                     f'METHOD one of {ACTIVE_METHODS}')
-  return (methods[0] if methods else 'least_confidence'), quick
+  return parse_arg(arg, ACTIVE_METHODS, 'least_confidence')
 
 
 def cifar_active_config(dataset, selector_model, arg, *,
@@ -187,13 +184,7 @@ CORESET_METHODS = ('least_confidence', 'entropy', 'margin',
 
 def parse_coreset_arg(arg):
   """'[METHOD][,quick]' -> (method, quick); default forgetting events."""
-  parts = [p for p in (arg or '').split(',') if p]
-  quick = 'quick' in parts
-  methods = [p for p in parts if p != 'quick']
-  if len(methods) > 1 or (methods and methods[0] not in CORESET_METHODS):
-    raise ValueError(f'config argument {arg!r}: expected [METHOD][,quick] with '
-                     f'METHOD one of {CORESET_METHODS}')
-  return (methods[0] if methods else 'forgetting_events'), quick
+  return parse_arg(arg, CORESET_METHODS, 'forgetting_events')
 
 
 def make_coreset_quick(config):
