@@ -13,6 +13,19 @@ import numpy as np
 DATA_AXIS = 'data'
 
 
+def simulated_cpu_devices_flags(count: int) -> str:
+  """XLA_FLAGS that split the host CPU into `count` devices.
+
+  On a loaded machine one simulated device can wait for another at a
+  collective for longer than XLA:CPU's default 40 s, after which XLA aborts the
+  process; a slow step is not a hung one here, so the limit is raised to a day.
+  Set before JAX initialises its backend.
+  """
+  return (f'--xla_force_host_platform_device_count={count} '
+          '--xla_cpu_collective_call_terminate_timeout_seconds=86400 '
+          '--xla_cpu_collective_call_warn_stuck_timeout_seconds=600')
+
+
 def make_mesh(devices: list[Any] | None = None) -> Mesh:
   """A 1-D mesh named `data` over `devices` (default: all global devices)."""
   devices = jax.devices() if devices is None else devices

@@ -6,10 +6,12 @@ This must run before JAX initialises its backend, hence here.
 
 import os
 
+from svp_jax import sharding  # Imports JAX without initialising a backend.
+
 if '--xla_force_host_platform_device_count' not in os.environ.get(
     'XLA_FLAGS', ''):
-  os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
-                             ' --xla_force_host_platform_device_count=8')
+  os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' ' +
+                             sharding.simulated_cpu_devices_flags(8))
 
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 

@@ -13,6 +13,7 @@ import pytest
 from configs import common
 from configs import fashion_mnist_svp
 from svp_jax import active
+from svp_jax import sharding
 from svp_jax import validation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -146,7 +147,7 @@ def main_command(data_dir, workdir):
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_selections(fashion_mnist_dir,
                                                    tmp_path):
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2')
+  env = dict(os.environ, XLA_FLAGS=sharding.simulated_cpu_devices_flags(2))
   straight, resumed = tmp_path / 'straight', tmp_path / 'resumed'
   subprocess.run(main_command(fashion_mnist_dir, straight), env=env,
                  check=True, capture_output=True, timeout=600)

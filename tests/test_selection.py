@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from svp_jax import selection
+from svp_jax import sharding
 
 NUM_SHARDS = 8
 needs_shards = pytest.mark.skipif(
@@ -425,8 +426,7 @@ def test_k_centers_memory_is_linear_in_pool():
                     reason='sharded tests already ran in this process')
 def test_sharded_in_subprocess():
   env = dict(os.environ)
-  env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') +
-                      f' --xla_force_host_platform_device_count={NUM_SHARDS}')
+  env['XLA_FLAGS'] = sharding.simulated_cpu_devices_flags(NUM_SHARDS)
   result = subprocess.run(
       [sys.executable, '-m', 'pytest', '-q', '-k', 'sharded', __file__],
       env=env, capture_output=True, text=True, check=False, timeout=600)
