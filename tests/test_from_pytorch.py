@@ -5,16 +5,21 @@ release 0.1.0) to svp_jax. This test reads it and checks every claim about
 svp_jax that can be checked without training anything:
 
 * every `python main.py ...` line parses exactly as main.py parses it
-  (ml_collections config flags, locked config) and validates;
-* every pair of a reference `svp.cifar active|train` command and an svp_jax
-  command trains the same models with the same recipe, dataset, method and
-  labeled-set sizes (the reference side is worked out from its CLI defaults,
-  REFERENCE_DEFAULTS below, which the page's tables must agree with);
+  (ml_collections config flags, locked config) and passes the validator of
+  its mode (train, active, coreset, precomputed);
+* every pair of a reference `svp.cifar active|coreset|train` command and an
+  svp_jax command runs the same experiment: the same models with the same
+  recipe, dataset and method, and the same labeled-set sizes (active), kept
+  examples and k-centers seeds (coreset) or run directory and sizes
+  (`--precomputed-selection`). The reference side is worked out from its CLI
+  defaults, REFERENCE_DEFAULTS below, which the page's tables must agree with;
 * every other reference command is marked "not yet (issue N)" with the right
   issue;
 * the tables marked `<!-- check: CONFIG -->` give each config key's default
   correctly, list every reference flag and every config key;
-* the CSV columns equal svp_jax.active's;
+* the CSV columns equal svp_jax.active's, the index files the page says
+  precomputed runs read (and do not read) are the ones svp_jax.coreset finds,
+  and the baseline rule the page states is svp_jax.active's;
 * files, modules, functions and links named on the page exist.
 """
 
@@ -33,6 +38,7 @@ import numpy as np
 import pytest
 
 from svp_jax import active
+from svp_jax import coreset
 from svp_jax import validation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,12 +49,12 @@ with open(DOC_PATH) as _f:
   DOC = _f.read()
 
 # The pool is the whole training split (no dev split in svp_jax yet).
-POOL_SIZES = {'cifar10': 50_000, 'cifar100': 50_000}
+POOL_SIZES = {'cifar10': 50_000, 'cifar100': 50_000, 'fashion_mnist': 60_000}
 
 # The reference's `svp.cifar` CLI (svp/cifar/__main__.py, svp/common/cli.py,
-# release 0.1.0): every long option of `train` and `active`, and the default
-# used when it is absent. `--proxy-X` options default to `--X`; options
-# without an entry here default to another option or to the machine.
+# release 0.1.0): every long option of `train`, `active` and `coreset`, and
+# the default used when it is absent. `--proxy-X` options default to `--X`;
+# options without an entry here default to another option or to the machine.
 TRAIN_FLAGS = (
     '--run-dir', '--datasets-dir', '--dataset', '--augmentation',
     '--validation', '--shuffle', '--arch', '--optimizer', '--epochs',
@@ -61,6 +67,22 @@ ACTIVE_FLAGS = TRAIN_FLAGS + (
     '--proxy-batch-size', '--proxy-eval-batch-size', '--initial-subset',
     '--round', '--selection-method', '--precomputed-selection',
     '--train-target', '--eval-target-at')
+PROXY_FLAGS = tuple(f for f in ACTIVE_FLAGS if f.startswith('--proxy-'))
+CORESET_FLAGS = TRAIN_FLAGS + PROXY_FLAGS + (
+    '--subset', '--selection-method', '--precomputed-selection',
+    '--train-target')
+# A `--precomputed-selection` run of `active` or `coreset` uses the target's
+# options and these; the proxy and selection options do nothing.
+PRECOMPUTED_FLAGS = TRAIN_FLAGS + (
+    '--precomputed-selection', '--train-target', '--eval-target-at')
+SUBCOMMAND_FLAGS = {'train': TRAIN_FLAGS, 'active': ACTIVE_FLAGS,
+                    'coreset': CORESET_FLAGS}
+# The flags a table must list, by the mode of the config it is checked against.
+MODE_FLAGS = {'train': TRAIN_FLAGS, 'active': ACTIVE_FLAGS,
+              'coreset': CORESET_FLAGS, 'precomputed': PRECOMPUTED_FLAGS}
+# The reference's k-centers core-set starts from this many random points and
+# adds `--subset` points to them (svp/cifar/coreset.py).
+REFERENCE_KCENTERS_SEEDS = 1000
 REFERENCE_DEFAULTS = {
     '--run-dir': './run', '--datasets-dir': './data', '--dataset': 'cifar10',
     '--augmentation': True, '--validation': 0, '--shuffle': True,
@@ -70,9 +92,9 @@ REFERENCE_DEFAULTS = {
     '--num-workers': 0, '--seed': None, '--checkpoint': 'best',
     '--track-test-acc': True, '--initial-subset': 1000,
     '--round': (4000, 5000, 5000, 5000, 5000),
-    '--selection-method': 'least_confidence',
+    '--selection-method': 'least_confidence',  # Also `coreset`'s default.
     '--precomputed-selection': None, '--train-target': True,
-    '--eval-target-at': (),
+    '--eval-target-at': (), '--subset': 10_000,
 }
 BOOLEAN_FLAGS = ('--augmentation', '--shuffle', '--cuda', '--train-target',
                  '--track-test-acc')
@@ -91,9 +113,10 @@ COMPARED_FLAGS = (
     '--momentum', '--weight-decay', '--batch-size', '--seed',
     '--proxy-arch', '--proxy-epochs', '--proxy-learning-rate',
     '--proxy-momentum', '--proxy-weight-decay', '--proxy-batch-size',
-    '--initial-subset', '--round', '--selection-method', '--eval-target-at')
+    '--initial-subset', '--round', '--selection-method', '--eval-target-at',
+    '--subset', '--precomputed-selection', '--train-target')
 
-ISSUE_IMAGENET_AMAZON, ISSUE_CORESET = 4, 7
+ISSUE_IMAGENET_AMAZON = 4
 
 # ml_collections loads config files with importlib's deprecated load_module.
 pytestmark = pytest.mark.filterwarnings(
@@ -247,11 +270,16 @@ def leaf_keys(tree, prefix=''):
       yield key
 
 
+VALIDATORS = {
+    'train': validation.validate_train_config,
+    'active': validation.validate_active_config,
+    'coreset': validation.validate_coreset_config,
+    'precomputed': validation.validate_precomputed_config,
+}
+
+
 def validate(config):
-  if config.mode == 'active':
-    validation.validate_active_config(config)
-  else:
-    validation.validate_train_config(config)
+  VALIDATORS[config.mode](config)
 
 
 # ----------------------------------------------------------------------------
@@ -270,9 +298,14 @@ def parse_reference(command):
   argv = shlex.split(command)
   assert argv[:3] == ['python', '-m', 'svp.cifar'], command
   subcommand, args = argv[3], argv[4:]
+  assert subcommand in SUBCOMMAND_FLAGS, command
   options, i = {}, 0
   while i < len(args):
     arg = args[i]
+    name = '--' + arg[5:] if arg.startswith('--no-') else arg
+    assert name in SUBCOMMAND_FLAGS[subcommand], (
+        f'{arg} in {command!r}: not an option of the reference\'s '
+        f'`{subcommand}`')
     if arg in BOOLEAN_FLAGS or (
         arg.startswith('--no-') and '--' + arg[5:] in BOOLEAN_FLAGS):
       options['--' + arg[5:] if arg.startswith('--no-') else arg] = (
@@ -314,21 +347,45 @@ def reference_experiment(command):
                    get('--augmentation', bool))
 
   seed = get('--seed', int)
+  dataset = get('--dataset', str)
+  train_target = get('--train-target', bool)
   if subcommand == 'train':
-    return {'mode': 'train', 'dataset': get('--dataset', str),
-            'model': role('--'), 'seed': seed}
-  assert subcommand == 'active', command
+    return {'mode': 'train', 'dataset': dataset, 'model': role('--'),
+            'seed': seed}
+  target = role('--')
+  run_dir = get('--precomputed-selection', str)
+  if run_dir is not None:
+    # Both commands then train only the target, on the stored selections
+    # (`coreset`: its one subset; `active`: those at --eval-target-at).
+    assert train_target, (
+        f'{command!r}: the reference refuses --no-train-target with '
+        '--precomputed-selection')
+    sizes = get('--eval-target-at', int) if subcommand == 'active' else ()
+    return {'mode': 'precomputed', 'dataset': dataset, 'target': target,
+            'run_dir': run_dir, 'sizes': frozenset(sizes) or None,
+            'seed': seed}
+  selector = role('--proxy-')
+  method = get('--selection-method', str)
+  if subcommand == 'coreset':
+    seeds = REFERENCE_KCENTERS_SEEDS if method == 'kcenters' else 0
+    return {'mode': 'coreset', 'dataset': dataset, 'selector': selector,
+            'target': target, 'method': method,
+            'kept': get('--subset', int) + seeds, 'seeds': seeds,
+            'train_target': train_target, 'seed': seed}
   sizes = (get('--initial-subset', int),) + get('--round', int)
-  target, selector = role('--'), role('--proxy-')
   different = target != selector
   cumulative = tuple(np.cumsum(sizes)[1:].tolist())
   # The reference trains the target only when the models differ; otherwise
   # its target is the proxy, trained at every size.
-  target_sizes = (frozenset(get('--eval-target-at', int) or cumulative)
-                  if different else None)
-  return {'mode': 'active', 'dataset': get('--dataset', str),
+  if not train_target:
+    target_sizes = frozenset()
+  elif different:
+    target_sizes = frozenset(get('--eval-target-at', int) or cumulative)
+  else:
+    target_sizes = None
+  return {'mode': 'active', 'dataset': dataset,
           'selector': selector, 'target': target, 'different': different,
-          'method': get('--selection-method', str), 'sizes': sizes,
+          'method': method, 'sizes': sizes, 'train_target': train_target,
           'target_sizes': target_sizes, 'seed': seed}
 
 
@@ -341,21 +398,46 @@ def svp_experiment(config, reference_seed):
 
   # The reference drew a random seed when none was given: compare only given.
   seed = config.seed if reference_seed is not None else None
+  dataset = config.data.name
+  pool_size = POOL_SIZES[dataset]
   if config.mode == 'train':
-    return {'mode': 'train', 'dataset': config.data.name,
-            'model': role(config), 'seed': seed}
-  selector, target = role(config.selector), role(config.target)
+    return {'mode': 'train', 'dataset': dataset, 'model': role(config),
+            'seed': seed}
+  target = role(config.target)
+  if config.mode == 'precomputed':
+    return {'mode': 'precomputed', 'dataset': dataset, 'target': target,
+            'run_dir': config.precomputed.run_dir,
+            'sizes': frozenset(config.precomputed.sizes) or None,
+            'seed': seed}
+  selector = role(config.selector)
+  if config.mode == 'coreset':
+    method = config.coreset.method
+    return {'mode': 'coreset', 'dataset': dataset, 'selector': selector,
+            'target': target, 'method': method,
+            'kept': active.resolve_size('coreset.subset_size',
+                                        config.coreset.subset_size,
+                                        pool_size),
+            'seeds': (config.coreset.kcenters_seeds if method == 'kcenters'
+                      else 0),
+            # The core-set job always trains the target.
+            'train_target': True, 'seed': seed}
+  assert config.mode == 'active', config.mode
   different = selector != target
   sizes = active.resolve_schedule(config.selection.initial_subset,
-                                  config.selection.rounds,
-                                  POOL_SIZES[config.data.name])
+                                  config.selection.rounds, pool_size)
   cumulative = tuple(np.cumsum(sizes)[1:].tolist())
-  target_sizes = (frozenset(config.selection.eval_target_at or cumulative)
-                  if different else None)
-  return {'mode': 'active', 'dataset': config.data.name,
+  train_target = config.selection.train_target
+  if not train_target:
+    target_sizes = frozenset()
+  elif different:
+    target_sizes = frozenset(config.selection.eval_target_at or cumulative)
+  else:
+    target_sizes = None
+  return {'mode': 'active', 'dataset': dataset,
           'selector': selector, 'target': target, 'different': different,
           'method': config.selection.method, 'sizes': sizes,
-          'target_sizes': target_sizes, 'seed': seed}
+          'train_target': train_target, 'target_sizes': target_sizes,
+          'seed': seed}
 
 
 # ----------------------------------------------------------------------------
@@ -364,22 +446,40 @@ def svp_experiment(config, reference_seed):
 
 def test_the_page_has_commands_and_tables():
   assert len(BLOCKS) >= 25
-  assert len(PAIRS) >= 10
-  assert set(CONFIG_TABLES) == {'configs/cifar10_resnet20_proxy.py',
-                                'configs/cifar10_train.py'}
-  assert {'columns', 'modules'} <= set(TABLES)
+  assert len(PAIRS) >= 20
+  assert set(CONFIG_TABLES) == {
+      'configs/cifar10_resnet20_proxy.py', 'configs/cifar10_train.py',
+      'configs/cifar10_resnet20_coreset.py',
+      'configs/precomputed_selection.py:cifar10'}
+  assert {'columns', 'modules', 'precomputed_files'} <= set(TABLES)
+  # Every mode has commands paired with the reference's, and so does the
+  # reference's --no-train-target.
+  paired = [load_command(c) for _, c in PAIRS]
+  assert {c.mode for c in paired} == set(VALIDATORS)
+  assert any(c.mode == 'active' and not c.selection.train_target
+             for c in paired)
+  assert any(c.mode == 'coreset' and c.coreset.method == 'kcenters'
+             for c in paired)
 
 
 @pytest.mark.parametrize('command', SVP_COMMANDS)
 def test_svp_jax_command_loads_and_validates(command):
   config = load_command(command)
   validate(config)
+  pool_size = POOL_SIZES[config.data.name]
   if config.mode == 'active':
     sizes = active.resolve_schedule(config.selection.initial_subset,
-                                    config.selection.rounds,
-                                    POOL_SIZES[config.data.name])
+                                    config.selection.rounds, pool_size)
     reached = set(np.cumsum(sizes).tolist())
     assert set(config.selection.eval_target_at) <= reached
+  elif config.mode == 'coreset':
+    kept = active.resolve_size('coreset.subset_size',
+                               config.coreset.subset_size, pool_size)
+    assert kept <= pool_size
+    if config.coreset.method == 'kcenters':
+      assert config.coreset.kcenters_seeds <= kept
+  elif config.mode == 'precomputed':
+    assert all(size <= pool_size for size in config.precomputed.sizes)
 
 
 @pytest.mark.parametrize('block', BLOCKS, ids=lambda b: (b.reference or
@@ -395,14 +495,14 @@ def test_reference_command_has_an_equivalent_or_an_honest_not_yet(block):
     assert block.reference[0].startswith('python -m svp.cifar '), (
         'only CIFAR is in svp_jax so far')
     return
+  # Core-set selection and --precomputed-selection are in svp_jax (issue 7):
+  # only ImageNet and Amazon reviews (issue 4) may still be "not yet".
+  needed = set()
   for command in block.reference:
-    needed = set()
     if command.startswith(('python -m svp.imagenet', 'python -m svp.amazon')):
       needed.add(ISSUE_IMAGENET_AMAZON)
-    if ' coreset ' in command or '--precomputed-selection' in command:
-      needed.add(ISSUE_CORESET)
-    assert needed, f'{command!r} is marked "not yet" but svp_jax has it'
-    assert needed <= set(block.not_yet), (command, block.not_yet)
+  assert needed, f'{block.reference!r} is marked "not yet" but svp_jax has it'
+  assert set(block.not_yet) == needed, (block.reference, block.not_yet)
 
 
 @pytest.mark.parametrize('reference,command', PAIRS)
@@ -449,8 +549,7 @@ def test_table_gives_the_reference_defaults(marker):
 @pytest.mark.parametrize('marker', sorted(CONFIG_TABLES))
 def test_table_lists_every_reference_flag_once(marker):
   flags_listed = [f for row in flag_rows(marker) for f in row.flags]
-  expected = ACTIVE_FLAGS if load_config(marker).mode == 'active' else (
-      TRAIN_FLAGS)
+  expected = MODE_FLAGS[load_config(marker).mode]
   assert sorted(flags_listed) == sorted(expected)
 
 
@@ -474,6 +573,55 @@ def test_csv_columns_are_svp_jax_columns():
   assert columns == {'proxy.csv': active.MODEL_COLUMNS,
                      'target.csv': active.MODEL_COLUMNS,
                      'selection.csv': active.SELECTION_COLUMNS}
+
+
+def precomputed_file_rows():
+  rows = []
+  for cells in TABLES['precomputed_files']:
+    for path in backticked(cells[0]):
+      rows.append((path, cells[2].startswith('yes')))
+  return rows
+
+
+@pytest.mark.parametrize('path,read', precomputed_file_rows())
+def test_precomputed_runs_read_the_index_files_the_page_names(path, read,
+                                                              tmp_path):
+  size = 7
+  file = tmp_path / path.replace('<n>', str(size))
+  file.parent.mkdir(parents=True, exist_ok=True)
+  np.savetxt(file, np.arange(size), fmt='%d')
+  assert coreset.find_selections(str(tmp_path)) == (
+      {size: str(file)} if read else {})
+
+
+def test_page_lists_every_index_file_precomputed_runs_read():
+  # The page's table names every pattern svp_jax reads (<n> for the size).
+  listed = {p.replace('<n>', '*') for p, read in precomputed_file_rows()
+            if read}
+  patterns = coreset._INDEX_PATTERNS  # pylint: disable=protected-access
+  assert listed == set(patterns)
+
+
+def test_baseline_rule_is_svp_jax_rule():
+  """The baseline ignores the evaluation-only keys the page names, only them."""
+  match = re.search(r'ignores the\s+evaluation-only keys `(\w+)` and `(\w+)`',
+                    DOC)
+  assert match, 'the page no longer states the baseline rule'
+  baseline = 'configs/cifar10_resnet164_baseline.py'
+  config = load_config(baseline)
+  assert active.same_training(config.selector, config.target)
+  for key in match.groups():
+    other = load_command(f'python main.py --config={baseline} '
+                         f'--config.target.train.{key}=7')
+    assert active.same_training(other.selector, other.target), key
+  for key, value in (('weight_decay', 1e-4), ('batch_size', 64),
+                     ('augment', False), ('label_smoothing', 0.1)):
+    other = load_command(f'python main.py --config={baseline} '
+                         f'--config.target.train.{key}={value}')
+    assert not active.same_training(other.selector, other.target), key
+  other = load_command(f'python main.py --config={baseline} '
+                       '--config.target.model.name=preact110')
+  assert not active.same_training(other.selector, other.target)
 
 
 def test_reading_snippets_compile():
