@@ -7,6 +7,7 @@
 Kept short on purpose: everything testable lives in the svp_jax package.
 """
 
+import logging as std_logging
 import os
 import sys
 
@@ -26,9 +27,20 @@ _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Where results go (default: workdirs/<config file name>).')
 
 
+class _QuietLibraries(std_logging.Filter):
+  """Keeps only warnings and errors from chatty libraries (orbax, TFDS)."""
+
+  def filter(self, record):
+    return record.levelno >= std_logging.WARNING or not any(
+        part in record.pathname
+        for part in ('/orbax/', '/tensorflow_datasets/', '/etils/',
+                     '/xla_bridge.py'))
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   config_path = flags.FLAGS['config'].config_filename
   workdir = _WORKDIR.value or os.path.join(
       'workdirs', os.path.splitext(os.path.basename(config_path))[0])
