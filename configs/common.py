@@ -119,6 +119,11 @@ def active_config(dataset, selector, target, method,
       # Labeled-set sizes at which the target is trained and tested
       # (empty: after every round).
       eval_target_at=(),
+      # Also score the pool each round with a target trained on the same
+      # labels and save both scores (agreement/), for the proxy-target
+      # agreement report. Uncertainty methods only; costs target scoring
+      # (and a target training where none exists at that size).
+      compare_with_target=False,
   ))
   return config
 

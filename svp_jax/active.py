@@ -82,6 +82,9 @@ class Experiment:
   # Baseline runs (selector == target) reuse the target trained at the end of
   # one round as the next round's selector instead of training it twice.
   same_models: bool = False
+  # Also score the pool with a target trained on the same labels and save
+  # both score vectors (agreement/round_<r>.npz) for the report.
+  compare_with_target: bool = False
   memo: dict[int, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -166,13 +169,12 @@ def select(exp: Experiment, state: RoundState, k: int
 
   indices = np.flatnonzero(labeled)
   if exp.same_models and len(indices) in exp.memo:
-    model_state, row = exp.memo.pop(len(indices))
+    model_state, row = exp.memo[len(indices)]
     logging.info('selector: reusing the target trained on %d labels',
                  len(indices))
   else:
     model_state, row = fit(exp, exp.selector, indices,
                            train_key(state.key, len(indices)), 'selector')
-  exp.memo.clear()
 
   start = time.perf_counter()
   kind = 'features' if exp.method == 'kcenters' else exp.method
@@ -180,6 +182,9 @@ def select(exp: Experiment, state: RoundState, k: int
       model_state, exp.selector.model, exp.selector.cfg, exp.pool[0],
       method=kind, batch_size=exp.selector.eval_batch_size, mesh=exp.mesh)
   scoring_seconds = time.perf_counter() - start
+  if exp.compare_with_target:
+    save_agreement(exp, state, indices, scores, k)
+  exp.memo.clear()
 
   start = time.perf_counter()
   if exp.method == 'kcenters':
@@ -188,6 +193,32 @@ def select(exp: Experiment, state: RoundState, k: int
     picked = selection.select_top_k(scores, labeled, k)
   picked = np.asarray(jax.device_get(picked))
   return picked, row, scoring_seconds, time.perf_counter() - start
+
+
+def save_agreement(exp: Experiment, state: RoundState, indices: np.ndarray,
+                   selector_scores: np.ndarray, k: int):
+  """Saves the selector's and a same-labels target's pool scores.
+
+  Not part of the selection (nor its timing): evidence that the proxy ranks
+  points as the target would. The target trained on these labels at the end
+  of the previous round is reused when there is one.
+  """
+  if len(indices) in exp.memo:
+    target_state = exp.memo[len(indices)][0]
+  else:
+    target_state, _ = fit(exp, exp.target, indices,
+                          train_key(state.key, len(indices)),
+                          'target (for agreement)')
+  target_scores = scoring.score_pool(
+      target_state, exp.target.model, exp.target.cfg, exp.pool[0],
+      method=exp.method, batch_size=exp.target.eval_batch_size, mesh=exp.mesh)
+  if results.is_writer():
+    folder = os.path.join(exp.workdir, 'agreement')
+    os.makedirs(folder, exist_ok=True)
+    np.savez(os.path.join(folder, f'round_{state.round}.npz'),
+             proxy=selector_scores.astype(np.float32),
+             target=target_scores.astype(np.float32),
+             labeled=state.labeled, k=np.int64(k))
 
 
 def run_round(exp: Experiment, state: RoundState
@@ -224,7 +255,7 @@ def run_round(exp: Experiment, state: RoundState
                                    train_key(state.key, size), 'target')
     record.update(target=target_row,
                   target_train_seconds=target_row['train_time'])
-    if exp.same_models:
+    if exp.same_models or exp.compare_with_target:
       exp.memo[size] = (target_state, target_row)
   logging.info(
       'round %d done: %d labeled; selector train %.1f s, scoring %.1f s, '
@@ -411,7 +442,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       target=make_learner(config.target, info),
       method=config.selection.method, schedule=schedule,
       target_sizes=target_sizes, mesh=sharding.make_mesh(), workdir=workdir,
-      same_models=same)
+      same_models=same,
+      compare_with_target=config.selection.compare_with_target)
 
   claim_workdir(workdir, config)
   manager = checkpoint_manager(workdir)

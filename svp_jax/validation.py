@@ -106,6 +106,11 @@ def validate_active_config(config):
   check_choice('selection.method', config.selection.method, SELECTION_METHODS)
   check_choice('selection.train_target', config.selection.train_target,
                (True, False))
+  check_choice('selection.compare_with_target',
+               config.selection.compare_with_target, (True, False))
+  if config.selection.compare_with_target:
+    check_choice('selection.method (with compare_with_target)',
+                 config.selection.method, selection.SCORING_METHODS)
   check_sizes('selection.rounds', config.selection.rounds)
   check_sizes('selection.eval_target_at', config.selection.eval_target_at)
   for i, size in enumerate(config.selection.eval_target_at):

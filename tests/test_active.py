@@ -177,3 +177,26 @@ def test_killed_run_resumes_to_the_same_selections(fashion_mnist_dir,
   for name in a:
     np.testing.assert_array_equal(a[name], b[name])
   assert len(read_csv(resumed / 'selection.csv')) == 3
+
+
+@pytest.mark.slow
+def test_agreement_scores_are_saved_per_round(fashion_mnist_dir, tmp_path):
+  config = tiny_config(fashion_mnist_dir, compare_with_target=True)
+  active.run(config, str(tmp_path / 'proxy'))
+  for round_index, k in ((1, 50), (2, 100)):
+    saved = np.load(tmp_path / 'proxy' / 'agreement' / f'round_{round_index}.npz')
+    assert saved['proxy'].shape == saved['target'].shape == (600,)
+    assert int(saved['k']) == k
+    assert saved['labeled'].sum() == (50 if round_index == 1 else 100)
+  # When the selector is the target, both score vectors are the same.
+  config.selector = config.target.copy_and_resolve_references()
+  active.run(config, str(tmp_path / 'baseline'))
+  saved = np.load(tmp_path / 'baseline' / 'agreement' / 'round_2.npz')
+  np.testing.assert_array_equal(saved['proxy'], saved['target'])
+
+
+def test_agreement_needs_an_uncertainty_method(fashion_mnist_dir, tmp_path):
+  config = tiny_config(fashion_mnist_dir, compare_with_target=True,
+                       method='kcenters')
+  with pytest.raises(validation.ConfigError, match=r'compare_with_target'):
+    active.run(config, str(tmp_path))
