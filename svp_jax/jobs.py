@@ -32,7 +32,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   train_images, train_labels = data.load_configured_split(
       config.data, info.train_split, config.data.max_train_examples)
   test_data = data.load_configured_split(config.data, info.test_split,
-                           config.data.max_test_examples)
+                                         config.data.max_test_examples)
   mesh = sharding.make_mesh()
   model = models.create_model(config.model.name, info.num_classes)
   logging.info('Training %s on %d %s images (%d test) over %d device(s).',
