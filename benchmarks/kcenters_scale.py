@@ -57,6 +57,7 @@ def main(argv):
     jax.config.update('jax_num_cpu_devices', _DEVICES.value)
   # Imported here so the script runs as a file (see the __main__ block).
   from svp_jax import selection  # pylint: disable=g-import-not-at-top
+  from svp_jax import sharding  # pylint: disable=g-import-not-at-top
 
   n, d, k = _N.value, _D.value, _K.value
   chunk = _CHUNK.value or selection.DEFAULT_CHUNK_SIZE
@@ -64,7 +65,7 @@ def main(argv):
   host_features = rng.standard_normal((n, d), dtype=np.float32)
   labeled = np.zeros(n, bool)
   labeled[rng.choice(n, int(round(_LABELED.value * n)), replace=False)] = True
-  mesh = selection.default_mesh()
+  mesh = sharding.make_mesh()
   logging.info('pool %d x %d, %d labeled, k=%d, %d devices, chunk %d', n, d,
                labeled.sum(), k, mesh.size, chunk)
 
@@ -74,7 +75,7 @@ def main(argv):
   pad = rows - n
   features = jax.device_put(
       np.pad(host_features, ((0, pad), (0, 0))),
-      NamedSharding(mesh, P(selection.DATA_AXIS)))
+      NamedSharding(mesh, P(sharding.DATA_AXIS)))
   del host_features
   labeled_dev = jnp.asarray(np.pad(labeled, (0, pad)))
   valid = jnp.asarray(np.arange(rows) < n)
