@@ -1,9 +1,10 @@
 """CIFAR100 core-set via proxy: a ResNet20 keeps 50% for a ResNet164 target.
 
-  python main.py --config=configs/cifar100_resnet20_coreset.py[:METHOD][,quick]
+  python main.py --config=configs/cifar100_resnet20_coreset.py[:METHOD|all][,quick]
 
 METHOD: forgetting_events (default), least_confidence, entropy, margin,
-kcenters (seeded with 1,000 random points, counted in the subset) or random.
+kcenters (seeded with 1,000 random points, counted in the subset) or random;
+`all` ranks by all six from one trained proxy (a target per method).
 The ResNet20 proxy trains on all 50,000 images with the 181-epoch recipe
 (forgetting events counted over every minibatch of every epoch), keeps 25,000,
 and a ResNet164 trains from scratch on them. The published SVP paper reports
@@ -16,9 +17,9 @@ from configs import common
 
 
 def get_config(arg=None):
-  method, quick = common.parse_coreset_arg(arg)
+  methods, quick = common.parse_coreset_arg(arg)
   config = common.coreset_config(
       'cifar100', common.model_section('preact20', common.CIFAR_LR_SCHEDULE),
-      common.model_section('preact164', common.CIFAR_LR_SCHEDULE), method,
+      common.model_section('preact164', common.CIFAR_LR_SCHEDULE), methods,
       subset_size=0.5)
   return common.make_coreset_quick(config) if quick else config

@@ -36,6 +36,10 @@ def data_config(name):
       # Use only the first N examples of a split (0: all); for quick runs.
       max_train_examples=0,
       max_test_examples=0,
+      # Decode every image into host memory at the start (fast for small
+      # datasets). False: decode each batch's images when it is fed, so each
+      # process of a multi-host run reads only the rows it feeds.
+      in_memory=True,
   ))
 
 
@@ -163,8 +167,8 @@ def make_active_quick(config):
   return config
 
 
-def coreset_config(dataset, proxy, target, method, subset_size):
-  """Core-set selection: one proxy on all data keeps a subset for the target."""
+def coreset_config(dataset, proxy, target, methods, subset_size):
+  """Core-set selection: one proxy on all data keeps a subset per method."""
   config = ml_collections.ConfigDict()
   config.mode = 'coreset'
   config.seed = 0
@@ -172,9 +176,9 @@ def coreset_config(dataset, proxy, target, method, subset_size):
   config.selector = proxy
   config.target = target
   config.coreset = ml_collections.ConfigDict(dict(
-      # 'random', 'least_confidence', 'entropy', 'margin',
-      # 'forgetting_events' or 'kcenters'.
-      method=method,
+      # One or more of CORESET_METHODS. All rank from one trained proxy, and
+      # the target trains on each method's subset: one run compares them.
+      methods=tuple(methods),
       # A fraction of the pool in (0, 1) or a whole number of examples.
       subset_size=subset_size,
       # k-centers starts from this many random points (part of the subset).
@@ -183,13 +187,19 @@ def coreset_config(dataset, proxy, target, method, subset_size):
   return config
 
 
-CORESET_METHODS = ('least_confidence', 'entropy', 'margin',
-                   'forgetting_events', 'kcenters', 'random')
+# In the order of `:all` (the baseline first, then by what the proxy needs:
+# its outputs, its training history, its features).
+CORESET_METHODS = ('random', 'least_confidence', 'entropy', 'margin',
+                   'forgetting_events', 'kcenters')
 
 
 def parse_coreset_arg(arg):
-  """'[METHOD][,quick]' -> (method, quick); default forgetting events."""
-  return parse_arg(arg, CORESET_METHODS, 'forgetting_events')
+  """'[METHOD|all][,quick]' -> (methods, quick); default forgetting events.
+
+  `all` compares every method of CORESET_METHODS in one run.
+  """
+  name, quick = parse_arg(arg, CORESET_METHODS + ('all',), 'forgetting_events')
+  return (CORESET_METHODS if name == 'all' else (name,)), quick
 
 
 def make_coreset_quick(config):

@@ -1,22 +1,35 @@
 """Core-set selection via proxy, and training targets on earlier selections.
 
-Core-set (`mode='coreset'`): train one proxy on the whole pool, keep a subset
-of `coreset.subset_size` examples chosen by `coreset.method`, then train the
-target from scratch on that subset only and test it:
+Core-set (`mode='coreset'`): train one proxy on the whole pool, let every
+method of `coreset.methods` keep a subset of `coreset.subset_size` examples
+ranked from that one proxy, then train the target from scratch on each
+subset and test it:
 
-  random             uniform subset (no proxy is trained)
+  random             uniform subset (uses no proxy)
   least_confidence   the most uncertain examples (likewise entropy, margin)
   forgetting_events  the most forgotten examples; never-learned ones first
   kcenters           greedy k-centers seeded with `coreset.kcenters_seeds`
                      random points; the subset size includes the seeds
 
-Precomputed (`mode='precomputed'`): train the target on the labeled-index
-files of an earlier run (active or core-set) without selecting anything.
+Comparing methods in one run trains the proxy once instead of once per
+method. Each method's random draws are keyed by the method alone, so its
+subset is the same whichever other methods run with it.
 
-Both resume: finished phases are recorded in files (the subset's index file,
-target.csv) and skipped when the same command runs again.
+Files (workdir): config.json; proxy.csv (the proxy's row; none when only
+`random` runs); summary.json and summary.md, one row per method, rewritten as
+phases finish; per method, <method>/coreset_<n>.index, selection.json,
+selection.csv and target.csv.
+
+Precomputed (`mode='precomputed'`): train the target on the labeled-index
+files of an earlier run (active, or one method's folder of a core-set run)
+without selecting anything.
+
+Both resume: finished phases are recorded in files (a method's index file and
+selection.json, target.csv) and skipped when the same command runs again; the
+proxy is trained only if some method still needs it.
 """
 
+import dataclasses
 import glob
 import os
 import re
@@ -25,6 +38,7 @@ from typing import Any
 
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
 
@@ -37,52 +51,82 @@ from svp_jax import sharding
 from svp_jax import train
 from svp_jax import validation
 
-_SEEDS, _RANDOM = 0, 1  # Purposes folded into the run's key.
+# Purposes folded into the run's key: one per method that draws at random,
+# fixed, so that a method's draws do not depend on the other methods run.
+_SEEDS, _RANDOM = 0, 1
+
+SUMMARY_COLUMNS = ('method', 'proxy', 'target', 'pool_size', 'subset_size',
+                   'proxy_train_seconds', 'proxy_test_accuracy',
+                   'scoring_seconds', 'ranking_seconds',
+                   'target_train_seconds', 'target_test_accuracy')
 
 
-def rank(exp: active.Experiment, method: str, subset_size: int,
-         num_seeds: int, key: jax.Array) -> tuple[np.ndarray, dict[str, Any]]:
-  """Chooses the subset; returns its indices and the proxy/timing record."""
+@dataclasses.dataclass(frozen=True)
+class Proxy:
+  """The proxy, trained once on the whole pool; every method ranks from it."""
+
+  state: train.TrainState
+  forgetting: dict[str, jax.Array] | None  # Counters, if tracked.
+  row: dict[str, Any]  # Its proxy.csv row.
+
+
+def train_proxy(exp: active.Experiment, key: jax.Array,
+                track_forgetting: bool) -> Proxy:
+  """Trains and tests the selector on the whole pool."""
   pool_size = len(exp.pool[1])
-  nothing = np.zeros(pool_size, bool)
-  if method == 'random':
-    start = time.perf_counter()
-    keep = selection.select_random(jax.random.fold_in(key, _RANDOM), nothing,
-                                   subset_size)
-    return np.asarray(keep), {'proxy': None, 'inference_time': 0.0,
-                              'ranking_time': time.perf_counter() - start}
-
-  start = time.perf_counter()
   learner = exp.selector
+  start = time.perf_counter()
   result = train.train_model(
       active.train_key(np.asarray(jax.random.key_data(key)), pool_size),
       learner.model, learner.cfg, *exp.pool, np.arange(pool_size),
       batch_size=learner.batch_size, lr_schedule=learner.lr_schedule,
       mesh=exp.mesh, log_prefix=f'proxy {learner.name}',
-      track_forgetting=method == 'forgetting_events')
+      track_forgetting=track_forgetting)
   train_time = time.perf_counter() - start
+  start = time.perf_counter()
   test = train.evaluate(result.state, learner.model, learner.cfg, *exp.test,
                         learner.eval_batch_size, exp.mesh)
-  proxy_row = {'nexamples': pool_size,
-               'train_accuracy': result.history[-1]['train_accuracy'],
-               'dev_accuracy': '', 'test_accuracy': test['accuracy'],
-               'train_time': train_time, 'dev_time': 0.0, 'test_time': 0.0}
+  row = {'nexamples': pool_size,
+         'train_accuracy': result.history[-1]['train_accuracy'],
+         'dev_accuracy': '', 'test_accuracy': test['accuracy'],
+         'train_time': train_time, 'dev_time': 0.0,
+         'test_time': time.perf_counter() - start}
   logging.info('proxy %s trained on all %d examples in %.1f s: test '
                'accuracy %.4f', learner.name, pool_size, train_time,
                test['accuracy'])
+  return Proxy(result.state, result.forgetting, row)
 
-  start = time.perf_counter()
+
+def proxy_scores(exp: active.Experiment, proxy: Proxy,
+                 method: str) -> np.ndarray:
+  """What `method` ranks by: forgetting counts, uncertainty or features."""
   if method == 'forgetting_events':
-    scores = train.forgetting_scores(result.forgetting)
-  else:
-    scores = scoring.score_pool(
-        result.state, learner.model, learner.cfg, exp.pool[0],
-        method='features' if method == 'kcenters' else method,
-        batch_size=learner.eval_batch_size, mesh=exp.mesh)
-  inference_time = time.perf_counter() - start
+    return train.forgetting_scores(proxy.forgetting)
+  learner = exp.selector
+  return scoring.score_pool(
+      proxy.state, learner.model, learner.cfg, exp.pool[0],
+      method='features' if method == 'kcenters' else method,
+      batch_size=learner.eval_batch_size, mesh=exp.mesh)
+
+
+def rank(exp: active.Experiment, method: str, proxy: Proxy | None,
+         subset_size: int, num_seeds: int,
+         key: jax.Array) -> tuple[np.ndarray, dict[str, Any]]:
+  """Chooses one method's subset; returns its indices and its record.
+
+  The record holds the proxy's row (None for random) and this method's own
+  scoring and ranking seconds.
+  """
+  nothing = np.zeros(len(exp.pool[1]), bool)
+  start = time.perf_counter()
+  scores = None if method == 'random' else proxy_scores(exp, proxy, method)
+  scoring_seconds = 0.0 if scores is None else time.perf_counter() - start
 
   start = time.perf_counter()
-  if method == 'kcenters':
+  if method == 'random':
+    keep = selection.select_random(jax.random.fold_in(key, _RANDOM), nothing,
+                                   subset_size)
+  elif method == 'kcenters':
     seeds = np.asarray(selection.select_random(
         jax.random.fold_in(key, _SEEDS), nothing, num_seeds))
     seeded = nothing.copy()
@@ -91,20 +135,164 @@ def rank(exp: active.Experiment, method: str, subset_size: int,
                                        mesh=exp.mesh)
     keep = np.concatenate([seeds, np.asarray(picks)])
   else:
-    keep = np.asarray(selection.select_top_k(scores, nothing, subset_size))
-  return keep, {'proxy': proxy_row, 'inference_time': inference_time,
+    keep = selection.select_top_k(scores, nothing, subset_size)
+  keep = np.asarray(keep)
+  return keep, {'proxy': None if method == 'random' else proxy.row,
+                'inference_time': scoring_seconds,
                 'ranking_time': time.perf_counter() - start}
 
 
-def index_path(workdir: str, size: int) -> str:
-  return os.path.join(workdir, f'coreset_{size}.index')
+def index_path(folder: str, size: int) -> str:
+  return os.path.join(folder, f'coreset_{size}.index')
+
+
+def method_dir(workdir: str, method: str) -> str:
+  return os.path.join(workdir, method)
 
 
 def write_index_atomically(path: str, indices: np.ndarray):
   if results.is_writer():
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + '.tmp'
     np.savetxt(tmp, np.sort(indices), fmt='%d')
     os.replace(tmp, path)
+
+
+def read_selection(folder: str, size: int
+                   ) -> tuple[np.ndarray, dict[str, Any]] | None:
+  """A stored subset and its record, or None if not (completely) stored."""
+  path = index_path(folder, size)
+  record_path = os.path.join(folder, 'selection.json')
+  if not (os.path.exists(path) and os.path.exists(record_path)):
+    return None
+  return (np.loadtxt(path, dtype=np.int64, ndmin=1),
+          results.read_json(record_path))
+
+
+def write_selection(folder: str, keep: np.ndarray, record: dict[str, Any]):
+  # The record first: the index file's presence marks the phase as done.
+  results.write_json(os.path.join(folder, 'selection.json'), record)
+  write_index_atomically(index_path(folder, len(keep)), keep)
+
+
+def select_all(exp: active.Experiment, methods: tuple[str, ...],
+               subset_size: int, num_seeds: int, key: jax.Array
+               ) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
+  """Every method's subset and record: stored ones read back, others ranked.
+
+  The proxy is trained (once) only if a method still to rank needs it. It
+  counts forgetting events iff forgetting_events is among `methods`, also
+  when that one is already stored, so that a resumed run ranks from the
+  same computation as an uninterrupted one.
+  """
+  selections = {m: read_selection(method_dir(exp.workdir, m), subset_size)
+                for m in methods}
+  pending = [m for m in methods if selections[m] is None]
+  if len(pending) < len(methods):
+    logging.info('Resuming: already selected by %s.',
+                 ', '.join(m for m in methods if m not in pending))
+  proxy = None
+  if any(m != 'random' for m in pending):
+    proxy = train_proxy(exp, key, 'forgetting_events' in methods)
+  for method in pending:
+    keep, record = rank(exp, method, proxy, subset_size, num_seeds, key)
+    if len(np.unique(keep)) != subset_size:
+      raise AssertionError(f'the {method} core-set repeated points')
+    if jax.process_count() > 1:
+      # As in active.run_round: one subset, or no run at all.
+      multihost_utils.assert_equal(keep, f'processes kept different {method} '
+                                   'subsets')
+    logging.info('%s kept %d of %d examples (scoring %.1f s, ranking %.2f s)',
+                 method, subset_size, len(exp.pool[1]),
+                 record['inference_time'], record['ranking_time'])
+    write_selection(method_dir(exp.workdir, method), keep, record)
+    selections[method] = (keep, record)
+  return selections
+
+
+def write_selection_tables(workdir: str, selections: dict[str, Any]):
+  """proxy.csv at the top, each method's selection.csv in its folder."""
+  proxy_rows = []
+  for _, record in selections.values():
+    # One row unless a resume had to train the proxy again.
+    if record['proxy'] and record['proxy'] not in proxy_rows:
+      proxy_rows.append(record['proxy'])
+  results.write_csv(os.path.join(workdir, 'proxy.csv'), proxy_rows,
+                    active.MODEL_COLUMNS)
+  for method, (keep, record) in selections.items():
+    results.write_csv(
+        os.path.join(method_dir(workdir, method), 'selection.csv'), [{
+            'nexamples': len(keep), 'current_nexamples': 0,
+            'new_nexamples': len(keep),
+            'total_time': record['inference_time'] + record['ranking_time'],
+            'inference_time': record['inference_time'],
+            'ranking_time': record['ranking_time']}],
+        active.SELECTION_COLUMNS)
+
+
+def summary_row(method: str, names: tuple[str | None, str], pool_size: int,
+                subset_size: int, record: dict[str, Any],
+                target: dict[str, Any] | None) -> dict[str, Any]:
+  """One method's line of summary.json; target fields None until trained."""
+  proxy = record['proxy'] or {}
+  return {
+      'method': method, 'proxy': names[0] if proxy else None,
+      'target': names[1], 'pool_size': pool_size, 'subset_size': subset_size,
+      'proxy_train_seconds': proxy.get('train_time', 0.0),
+      'proxy_test_accuracy': proxy.get('test_accuracy'),
+      'scoring_seconds': record['inference_time'],
+      'ranking_seconds': record['ranking_time'],
+      'target_train_seconds': target['train_time'] if target else None,
+      'target_test_accuracy': target['test_accuracy'] if target else None,
+  }
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+  """The rows as a Markdown table; — where a value is missing."""
+  shown = [{k: '—' if v is None else v for k, v in r.items()} for r in rows]
+  return results.markdown_table(shown, SUMMARY_COLUMNS)
+
+
+def stored_target(folder: str, size: int) -> dict[str, Any] | None:
+  """The target.csv row of a target trained on `size` examples, if any."""
+  path = os.path.join(folder, 'target.csv')
+  if not os.path.exists(path):
+    return None
+  return next((r for r in results.read_csv(path)
+               if int(r['nexamples']) == size), None)
+
+
+def write_summary(workdir: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+  """summary.json ({'methods': rows}) and summary.md; returns the former."""
+  summary = {'methods': rows}
+  results.write_json(os.path.join(workdir, 'summary.json'), summary)
+  first = rows[0]
+  results.write_text(
+      os.path.join(workdir, 'summary.md'),
+      f'# Core-set: {first["subset_size"]:,} of {first["pool_size"]:,} '
+      f'examples for {first["target"]}\n\n' + summary_table(rows)
+      + '\nThe proxy trains once; every row but random ranks from it. Scoring '
+      'and ranking seconds are each method\'s own; — marks a target not '
+      'trained yet.\n')
+  return summary
+
+
+def resolve_sizes(config: ml_collections.ConfigDict,
+                  pool_size: int) -> tuple[int, int]:
+  """(subset size, k-centers seeds) in examples, checked against the pool."""
+  subset_size = active.resolve_size('coreset.subset_size',
+                                    config.coreset.subset_size, pool_size)
+  if subset_size > pool_size:
+    raise validation.ConfigError(
+        f'config.coreset.subset_size={config.coreset.subset_size!r} is '
+        f'{subset_size} examples, more than the pool of {pool_size}')
+  num_seeds = (config.coreset.kcenters_seeds
+               if 'kcenters' in config.coreset.methods else 0)
+  if num_seeds > subset_size:
+    raise validation.ConfigError(
+        f'config.coreset.kcenters_seeds={num_seeds} is more than the subset '
+        f'of {subset_size} examples it is part of')
+  return subset_size, num_seeds
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -112,68 +300,35 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   validation.validate_coreset_config(config)
   exp = make_experiment(config, workdir)
   pool_size = len(exp.pool[1])
-  subset_size = active.resolve_size('coreset.subset_size',
-                                    config.coreset.subset_size, pool_size)
-  if subset_size > pool_size:
-    raise validation.ConfigError(
-        f'config.coreset.subset_size={config.coreset.subset_size!r} is '
-        f'{subset_size} examples, more than the pool of {pool_size}')
-  method = config.coreset.method
-  num_seeds = config.coreset.kcenters_seeds if method == 'kcenters' else 0
-  if num_seeds > subset_size:
-    raise validation.ConfigError(
-        f'config.coreset.kcenters_seeds={num_seeds} is more than the subset '
-        f'of {subset_size} examples it is part of')
+  subset_size, num_seeds = resolve_sizes(config, pool_size)
+  methods = tuple(config.coreset.methods)
   active.claim_workdir(workdir, config)
+  logging.info('Core-set: keeping %d of %d examples by %s', subset_size,
+               pool_size, ', '.join(methods))
 
-  path = index_path(workdir, subset_size)
-  record_path = os.path.join(workdir, 'selection.json')
-  if os.path.exists(path) and os.path.exists(record_path):
-    keep = np.loadtxt(path, dtype=np.int64, ndmin=1)
-    record = results.read_json(record_path)
-    logging.info('Resuming: the %d-example subset was already selected.',
-                 len(keep))
-  else:
-    logging.info('Core-set: keeping %d of %d examples by %s', subset_size,
-                 pool_size, method)
-    keep, record = rank(exp, method, subset_size, num_seeds,
-                        jax.random.key(config.seed))
-    if len(np.unique(keep)) != subset_size:
-      raise AssertionError('a core-set selection repeated points')
-    # The record first: the index file's presence marks the phase as done.
-    results.write_json(record_path, record)
-    write_index_atomically(path, keep)
-  results.write_csv(os.path.join(workdir, 'proxy.csv'),
-                    [record['proxy']] if record['proxy'] else [],
-                    active.MODEL_COLUMNS)
-  results.write_csv(os.path.join(workdir, 'selection.csv'), [{
-      'nexamples': subset_size, 'current_nexamples': 0,
-      'new_nexamples': subset_size,
-      'total_time': record['inference_time'] + record['ranking_time'],
-      'inference_time': record['inference_time'],
-      'ranking_time': record['ranking_time']}], active.SELECTION_COLUMNS)
+  key = jax.random.key(config.seed)
+  # All selections first: the proxy's memory is free before any target.
+  selections = select_all(exp, methods, subset_size, num_seeds, key)
+  write_selection_tables(workdir, selections)
 
-  target_rows = train_targets(exp, workdir, [np.sort(keep)],
-                              np.asarray(jax.random.key_data(
-                                  jax.random.key(config.seed))))
-  proxy = record['proxy'] or {}
-  summary = {
-      'method': method, 'proxy': exp.selector.name if proxy else None,
-      'target': exp.target.name, 'pool_size': pool_size,
-      'subset_size': subset_size,
-      'proxy_train_seconds': proxy.get('train_time', 0.0),
-      'proxy_test_accuracy': proxy.get('test_accuracy'),
-      'scoring_seconds': record['inference_time'],
-      'ranking_seconds': record['ranking_time'],
-      'target_train_seconds': target_rows[-1]['train_time'],
-      'target_test_accuracy': target_rows[-1]['test_accuracy'],
-  }
-  results.write_json(os.path.join(workdir, 'summary.json'), summary)
-  results.write_text(os.path.join(workdir, 'summary.md'),
-                     f'# Core-set: {method}\n\n'
-                     + results.markdown_table([summary], list(summary)))
-  logging.info('Core-set done:\n%s',
-               results.markdown_table([summary], list(summary)))
+  names = (exp.selector.name, exp.target.name)
+  # Targets of an earlier attempt count at once: a report made while the
+  # run continues sees them.
+  rows = {m: summary_row(m, names, pool_size, subset_size, record,
+                         stored_target(method_dir(workdir, m), subset_size))
+          for m, (_, record) in selections.items()}
+  summary = write_summary(workdir, list(rows.values()))
+  key_data = np.asarray(jax.random.key_data(key))
+  for method, (keep, record) in selections.items():
+    # Keyed by subset size only (as before): the same subset trains the
+    # same target in any run.
+    target_rows = train_targets(exp, method_dir(workdir, method),
+                                [np.sort(keep)], key_data)
+    target = next(r for r in target_rows if int(r['nexamples']) == len(keep))
+    rows[method] = summary_row(method, names, pool_size, subset_size, record,
+                               target)
+    summary = write_summary(workdir, list(rows.values()))
+  logging.info('Core-set done:\n%s', summary_table(summary['methods']))
   return summary
 
 
@@ -189,7 +344,7 @@ def make_experiment(config, workdir: str) -> active.Experiment:
   return active.Experiment(
       pool=pool, test=test, selector=selector,
       target=active.make_learner(config.target, info),
-      method=config.get('coreset', {}).get('method', 'precomputed'),
+      method=config.mode,
       schedule=(), target_sizes=frozenset(), mesh=sharding.make_mesh(),
       workdir=workdir)
 
@@ -239,6 +394,16 @@ def find_selections(run_dir: str) -> dict[int, str]:
   return dict(sorted(found.items()))
 
 
+def _method_folders_hint(run_dir: str) -> str:
+  """Points from a core-set workdir to its per-method folders, if it is one."""
+  folders = sorted({os.path.dirname(p) for p in glob.glob(
+      os.path.join(run_dir, '*', 'coreset_*.index'))})
+  if not folders:
+    return ''
+  return ('; it is a core-set workdir with one subset per method: set '
+          f'run_dir to one of {folders}')
+
+
 def run_precomputed(config: ml_collections.ConfigDict,
                     workdir: str) -> dict[str, Any]:
   """Trains the target on stored selections of `precomputed.run_dir`."""
@@ -248,7 +413,7 @@ def run_precomputed(config: ml_collections.ConfigDict,
   if not found:
     raise validation.ConfigError(
         f'config.precomputed.run_dir={run_dir!r} holds no labeled-index files '
-        f'({", ".join(_INDEX_PATTERNS)})')
+        f'({", ".join(_INDEX_PATTERNS)}){_method_folders_hint(run_dir)}')
   wanted = list(config.precomputed.sizes) or list(found)
   missing = sorted(set(wanted) - set(found))
   if missing:

@@ -1,4 +1,4 @@
-r"""Reports over active-learning runs: the paper's Table 1, curves, agreement.
+r"""Reports over runs: active learning (Table 1, curves, agreement), core-set.
 
   python -m svp_jax.report RUN_DIR [RUN_DIR ...] --out=DIR
 
@@ -34,6 +34,22 @@ Definitions (REFERENCE.md, "Active learning as the reference runs it"):
 All runs read together must share everything except `seed`, the selector,
 `selection.method` and the settings in `_MAY_DIFFER`; otherwise ReportError
 names the runs and the keys.
+
+Core-set runs (`svp_jax.coreset`: config.json, summary.json), optionally with
+full-data train runs of their target (`svp_jax.jobs.train_and_evaluate`:
+config.json, summary.json, metrics.jsonl), get a report of their own:
+
+  coreset.md/.csv     one row per selection method, and a 'full data' row
+                      from the train runs: runs (seeds), subset size, target
+                      test accuracy mean +- std (ddof=1) and error, mean
+                      proxy training, scoring + ranking and target training
+                      seconds
+  report.md           an index and the runs read; a run whose target is not
+                      trained yet for some method is marked partial
+
+Core-set runs may differ only in `seed`, `coreset.methods` and the settings
+in `_CORESET_MAY_DIFFER`; a train run must train the core-set target (model,
+recipe, data) on the whole pool.
 """
 
 from collections.abc import Mapping, Sequence
@@ -56,15 +72,17 @@ import ml_collections
 import numpy as np
 
 from svp_jax import active
+from svp_jax import coreset
 from svp_jax import results
 from svp_jax import selection
+from svp_jax import validation
 
 # Config keys (dotted prefixes) that may differ between the runs of one
 # report. `selector` and `selection.method` define the groups; the rest change
 # where data is read from or how a model is evaluated, not what is trained.
 _MAY_DIFFER = ('seed', 'selector', 'selection.method',
                'selection.compare_with_target', 'data.data_dir',
-               'data.manual_dir', 'data.download',
+               'data.manual_dir', 'data.download', 'data.in_memory',
                'target.train.eval_batch_size', 'target.train.eval_every')
 # Selector settings that may differ within a group (evaluation only).
 _SELECTOR_MAY_DIFFER = tuple(f'selector.train.{k}'
@@ -750,6 +768,412 @@ def plot_time_breakdown(runs: Sequence[Run], path: str):
 
 
 # ----------------------------------------------------------------------------
+# Core-set runs (and full-data train runs to compare with).
+
+# Config keys that may differ between the core-set runs of one report: the
+# seed, which methods a run compared, and where data is read from or how a
+# model is evaluated, which does not change what is trained.
+_CORESET_MAY_DIFFER = (
+    'seed', 'coreset.methods', 'data.data_dir', 'data.manual_dir',
+    'data.download', 'data.in_memory', 'selector.train.eval_batch_size',
+    'selector.train.eval_every', 'target.train.eval_batch_size',
+    'target.train.eval_every')
+# The same for a full-data train run against the core-set target (the
+# `data`, `model` and `train` sections; see _target_view).
+_TARGET_MAY_DIFFER = ('data.data_dir', 'data.manual_dir', 'data.download',
+                      'data.in_memory', 'train.eval_batch_size',
+                      'train.eval_every')
+_CORESET_SECONDS = ('proxy_train_seconds', 'scoring_seconds',
+                    'ranking_seconds')
+FULL_DATA = 'full data'
+CORESET_CSV_COLUMNS = (
+    'method', 'runs', 'seeds', 'partial_runs', 'subset_size',
+    'target_accuracy_mean', 'target_accuracy_std', 'target_error_percent',
+    'proxy_train_seconds', 'scoring_ranking_seconds', 'target_train_seconds')
+CORESET_MD_COLUMNS = ('method', 'runs (seeds)', 'subset size',
+                      'target test accuracy (%)', 'target error (%)',
+                      'proxy train s', 'scoring + ranking s',
+                      'target train s')
+
+
+@dataclasses.dataclass(frozen=True)
+class CoresetRun:
+  """One core-set run directory, as read."""
+
+  path: str
+  name: str
+  config: dict[str, Any]
+  rows: dict[str, dict[str, Any]]  # Method -> its summary.json row.
+
+  @property
+  def seed(self) -> int:
+    return self.config['seed']
+
+  @property
+  def untrained(self) -> list[str]:
+    """Methods whose target has not been trained (yet)."""
+    return [m for m, row in self.rows.items()
+            if row['target_test_accuracy'] is None]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainRun:
+  """A full-data run of `svp_jax.jobs.train_and_evaluate`, as read."""
+
+  path: str
+  name: str
+  config: dict[str, Any]
+  test_accuracy: float  # After the last epoch.
+  train_seconds: float  # Training epochs only, as a target's train_time.
+  train_examples: int
+
+  @property
+  def seed(self) -> int:
+    return self.config['seed']
+
+
+@dataclasses.dataclass(frozen=True)
+class _Named:
+  """A name and a config: what differing_keys compares."""
+
+  name: str
+  config: dict[str, Any]
+
+
+def read_config(run_dir: str) -> dict[str, Any]:
+  """A run directory's config.json (any mode)."""
+  if not os.path.isdir(run_dir):
+    raise ReportError(f'run directory {run_dir!r} does not exist')
+  config = _read_json(_require_file(run_dir, 'config.json'))
+  if not isinstance(config, dict):
+    raise ReportError(f'{run_dir}/config.json is malformed: expected a JSON '
+                      'object')
+  return config
+
+
+def _number(value: Any) -> bool:
+  return (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value))
+
+
+def check_coreset_row(path: str, i: int, row: Any):
+  """Raises ReportError unless a summary.json row has what the report reads."""
+  if not isinstance(row, dict):
+    raise ReportError(f'{path} is malformed: methods[{i}] is not an object')
+  missing = [k for k in coreset.SUMMARY_COLUMNS if k not in row]
+  if missing:
+    raise ReportError(f'{path} is malformed: methods[{i}] lacks {missing}')
+  for key in _CORESET_SECONDS + ('pool_size', 'subset_size'):
+    if not _number(row[key]):
+      raise ReportError(f'{path} is malformed: methods[{i}].{key} is '
+                        f'{row[key]!r}, not a number')
+  accuracy = row['target_test_accuracy']
+  if accuracy is not None and not (_number(accuracy) and 0 <= accuracy <= 1):
+    raise ReportError(f'{path}: methods[{i}].target_test_accuracy='
+                      f'{accuracy!r} is not a fraction in [0, 1]')
+  if accuracy is not None and not _number(row['target_train_seconds']):
+    raise ReportError(f'{path} is malformed: methods[{i}].'
+                      f'target_train_seconds is {row["target_train_seconds"]!r}'
+                      ', not a number')
+
+
+def load_coreset_run(run_dir: str, name: str) -> CoresetRun:
+  """Reads a core-set run's config.json and summary.json."""
+  config = read_config(run_dir)
+  if config.get('mode') != 'coreset':
+    raise ReportError(f'run {run_dir!r} is not a core-set run (config.json '
+                      f'mode={config.get("mode")!r})')
+  path = os.path.join(run_dir, 'summary.json')
+  if not os.path.isfile(path):
+    raise ReportError(f'run {run_dir!r} has no summary.json (expected '
+                      f'{path}); a core-set run writes it once every '
+                      'method has selected')
+  summary = _read_json(path)
+  if not isinstance(summary, dict) or not isinstance(
+      summary.get('methods'), list):
+    raise ReportError(f'{path} is malformed: expected an object with a '
+                      'list "methods"')
+  for i, row in enumerate(summary['methods']):
+    check_coreset_row(path, i, row)
+  rows = {row['method']: row for row in summary['methods']}
+  if list(rows) != list(config['coreset']['methods']):
+    raise ReportError(f'{path} has rows for {list(rows)}, but the run '
+                      f'compares {config["coreset"]["methods"]}')
+  return CoresetRun(os.path.normpath(run_dir), name, config, rows)
+
+
+def load_train_run(run_dir: str, name: str) -> TrainRun:
+  """Reads a finished full-data train run (summary.json, metrics.jsonl)."""
+  config = read_config(run_dir)
+  path = _require_file(run_dir, 'summary.json')
+  summary = _read_json(path)
+  for key in ('final_test_accuracy', 'train_examples'):
+    if not isinstance(summary, dict) or not _number(summary.get(key)):
+      raise ReportError(f'{path} is malformed: it lacks a number {key}')
+  metrics = _require_file(run_dir, 'metrics.jsonl')
+  seconds = 0.0
+  with open(metrics) as f:
+    for line_number, line in enumerate(f, start=1):
+      try:
+        epoch_seconds = json.loads(line)['seconds']
+      except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ReportError(f'{metrics} line {line_number} is malformed: '
+                          f'expected an epoch record with "seconds"') from e
+      seconds += float(epoch_seconds)
+  return TrainRun(os.path.normpath(run_dir), name, config,
+                  float(summary['final_test_accuracy']), seconds,
+                  int(summary['train_examples']))
+
+
+def load_coreset_report_runs(run_dirs: Sequence[str]
+                             ) -> tuple[list[CoresetRun], list[TrainRun]]:
+  """Core-set runs and full-data train runs; refuses any other mode."""
+  coreset_runs, train_runs = [], []
+  for run_dir, name in zip(run_dirs, unique_names(run_dirs)):
+    mode = read_config(run_dir).get('mode')
+    if mode == 'coreset':
+      coreset_runs.append(load_coreset_run(run_dir, name))
+    elif mode == 'train':
+      train_runs.append(load_train_run(run_dir, name))
+    else:
+      raise ReportError(
+          f'run {name} has mode={mode!r}: a core-set report reads core-set '
+          'runs and full-data train runs only; report active-learning runs '
+          'separately')
+  if not coreset_runs:
+    raise ReportError('no core-set run among the run directories')
+  return coreset_runs, train_runs
+
+
+def _target_view(run: CoresetRun | TrainRun) -> _Named:
+  """What trains the target: data, model and recipe, in the train layout."""
+  config = run.config
+  if isinstance(run, CoresetRun):
+    config = {'data': config['data'], 'model': config['target']['model'],
+              'train': config['target']['train']}
+  else:
+    config = {k: config.get(k) for k in ('data', 'model', 'train')}
+  return _Named(run.name, config)
+
+
+def _check_distinct_seeds(runs: Sequence[Any], what: str):
+  seeds: dict[int, str] = {}
+  for r in runs:
+    if r.seed in seeds:
+      raise ReportError(f'runs {seeds[r.seed]} and {r.name} are the same '
+                        f'experiment ({what}, seed {r.seed}): pass each run '
+                        'once')
+    seeds[r.seed] = r.name
+
+
+def check_coreset_comparable(coreset_runs: Sequence[CoresetRun],
+                             train_runs: Sequence[TrainRun]):
+  """Raises ReportError if the runs do not make one comparison."""
+  differences = differing_keys(coreset_runs, _CORESET_MAY_DIFFER)
+  if differences:
+    raise ReportError(
+        'these core-set runs cannot be reported together: they may differ '
+        f'only in {", ".join(_CORESET_MAY_DIFFER)}, but differ in '
+        f'{_describe(differences)}')
+  sizes: dict[tuple[int, int], list[str]] = {}
+  for r in coreset_runs:
+    for row in r.rows.values():
+      sizes.setdefault((row['pool_size'], row['subset_size']), []).append(
+          r.name)
+  if len(sizes) > 1:
+    raise ReportError(
+        'the core-set runs keep different subsets (summary.json pool_size, '
+        'subset_size): ' + '; '.join(
+            f'{s:,} of {p:,} in {", ".join(sorted(set(names)))}'
+            for (p, s), names in sizes.items()))
+  for method in validation.CORESET_METHODS:
+    _check_distinct_seeds([r for r in coreset_runs if method in r.rows],
+                          method)
+  if train_runs:
+    differences = differing_keys(
+        [_target_view(coreset_runs[0])] + [_target_view(r)
+                                           for r in train_runs],
+        _TARGET_MAY_DIFFER)
+    if differences:
+      raise ReportError(
+          'a full-data run must train the core-set target (the core-set '
+          'runs\' target.model, target.train and data) on the whole pool, '
+          f'but differs in {_describe(differences)}')
+    _check_distinct_seeds(train_runs, FULL_DATA)
+
+
+def _mean(values: Sequence[float]) -> float | None:
+  return mean_std(values)[0]
+
+
+def _accuracy_fields(accuracies: Sequence[float]) -> dict[str, Any]:
+  mean, std = mean_std(accuracies)
+  return {'target_accuracy_mean': mean, 'target_accuracy_std': std,
+          'target_error_percent': (None if mean is None
+                                   else 100.0 * (1.0 - mean))}
+
+
+def coreset_method_row(method: str,
+                       runs: Sequence[CoresetRun]) -> dict[str, Any]:
+  """One method over the runs that ranked by it (coreset.csv's columns)."""
+  entries = [r.rows[method] for r in runs]
+  trained = [e for e in entries if e['target_test_accuracy'] is not None]
+  return {
+      'method': method, 'runs': len(runs),
+      'seeds': ' '.join(str(r.seed) for r in runs),
+      'partial_runs': len(entries) - len(trained),
+      'subset_size': int(entries[0]['subset_size']),
+      **_accuracy_fields([e['target_test_accuracy'] for e in trained]),
+      'proxy_train_seconds': _mean([e['proxy_train_seconds']
+                                    for e in entries]),
+      'scoring_ranking_seconds': _mean([
+          e['scoring_seconds'] + e['ranking_seconds'] for e in entries]),
+      'target_train_seconds': _mean([e['target_train_seconds']
+                                     for e in trained]),
+  }
+
+
+def full_data_row(runs: Sequence[TrainRun]) -> dict[str, Any]:
+  """The target trained on all data: no proxy, nothing selected."""
+  return {
+      'method': FULL_DATA, 'runs': len(runs),
+      'seeds': ' '.join(str(r.seed) for r in runs), 'partial_runs': 0,
+      'subset_size': runs[0].train_examples,
+      **_accuracy_fields([r.test_accuracy for r in runs]),
+      'proxy_train_seconds': None, 'scoring_ranking_seconds': None,
+      'target_train_seconds': _mean([r.train_seconds for r in runs]),
+  }
+
+
+def coreset_rows(coreset_runs: Sequence[CoresetRun],
+                 train_runs: Sequence[TrainRun]) -> list[dict[str, Any]]:
+  """A row per method (in `:all`'s order), then the full-data row."""
+  rows = []
+  for method in validation.CORESET_METHODS:
+    runs = sorted((r for r in coreset_runs if method in r.rows),
+                  key=lambda r: r.seed)
+    if runs:
+      rows.append(coreset_method_row(method, runs))
+  if train_runs:
+    rows.append(full_data_row(sorted(train_runs, key=lambda r: r.seed)))
+  return rows
+
+
+def _seconds_cell(value: float | None) -> str:
+  return '—' if value is None else f'{value:.1f}'
+
+
+def coreset_markdown_row(row: Mapping[str, Any], pool: int) -> dict[str, str]:
+  """coreset.md's cells for one coreset.csv row."""
+  seeds = ', '.join(row['seeds'].split())
+  runs = f'{row["runs"]} ({seeds})'
+  if row['partial_runs']:
+    runs = f'{row["runs"]} ({seeds}; {row["partial_runs"]} partial) †'
+  if row['target_accuracy_mean'] is None:
+    accuracy = error = 'no target yet'
+  else:
+    accuracy = f'{100 * row["target_accuracy_mean"]:.2f}'
+    if row['target_accuracy_std'] is not None:
+      accuracy += f' ± {100 * row["target_accuracy_std"]:.2f}'
+    trained = row['runs'] - row['partial_runs']
+    if trained < row['runs']:
+      accuracy += f' (n={trained})'
+    error = f'{row["target_error_percent"]:.2f}'
+  return dict(zip(CORESET_MD_COLUMNS, [
+      row['method'], runs,
+      f'{row["subset_size"]:,} ({_percent(row["subset_size"], pool)})',
+      accuracy, error, _seconds_cell(row['proxy_train_seconds']),
+      _seconds_cell(row['scoring_ranking_seconds']),
+      _seconds_cell(row['target_train_seconds'])]))
+
+
+def _coreset_title(run: CoresetRun) -> str:
+  config = run.config
+  return (f'{config["data"]["name"]}, proxy '
+          f'{config["selector"]["model"]["name"]} '
+          f'({selector_epochs(config)} ep), target '
+          f'{config["target"]["model"]["name"]}')
+
+
+def coreset_markdown(coreset_runs: Sequence[CoresetRun],
+                     rows: Sequence[Mapping[str, Any]]) -> str:
+  pool = int(next(iter(coreset_runs[0].rows.values()))['pool_size'])
+  table = [coreset_markdown_row(r, pool) for r in rows]
+  notes = []
+  if any(r['partial_runs'] for r in rows):
+    notes.append('†: includes partial runs (see report.md) whose target '
+                 'for this method has not been trained; accuracy and target '
+                 'seconds average the runs that have one (n= when not all '
+                 'do).')
+  if not any(r['method'] == FULL_DATA for r in rows):
+    notes.append('No full-data run among these: pass a train run of the '
+                 'same target (e.g. configs/fashion_mnist_resnet20.py) for '
+                 'the comparison row.')
+  return (
+      f'# Core-set selection: {_coreset_title(coreset_runs[0])}\n\n'
+      f'Each method keeps a subset of the pool of {pool:,} from one proxy '
+      'trained on the whole pool; the target trains from scratch on the '
+      'subset and is tested after its last epoch. Accuracy: mean ± sample '
+      'std (ddof=1) over runs (seeds); the rest are means. Proxy train s: the '
+      'one proxy a run shares between its methods, shown on each (random '
+      'uses none). Scoring + ranking s: the method\'s own.'
+      + (f' "{FULL_DATA}": the same target trained on the whole pool (its '
+         'training epochs\' seconds).' if any(
+          r['method'] == FULL_DATA for r in rows) else '') + '\n\n'
+      + results.markdown_table(table, CORESET_MD_COLUMNS) + '\n'
+      + ''.join(f'{n}\n\n' for n in notes))
+
+
+def coreset_report_markdown(coreset_runs: Sequence[CoresetRun],
+                            train_runs: Sequence[TrainRun]) -> str:
+  """report.md of a core-set report: the files and the runs read."""
+  listed = []
+  for r in coreset_runs:
+    status = (f'**PARTIAL** (no target yet: {", ".join(r.untrained)})'
+              if r.untrained else 'complete')
+    listed.append({'run': r.name, 'directory': f'`{r.path}`',
+                   'kind': 'core-set', 'methods': ', '.join(r.rows),
+                   'seed': r.seed, 'status': status})
+  for r in train_runs:
+    listed.append({'run': r.name, 'directory': f'`{r.path}`',
+                   'kind': FULL_DATA, 'methods': '—', 'seed': r.seed,
+                   'status': 'complete'})
+  partial = [r.name for r in coreset_runs if r.untrained]
+  return (
+      '# Core-set report\n\n'
+      f'{_count(len(coreset_runs), "core-set run")}'
+      + (f' and {_count(len(train_runs), "full-data run")}'
+         if train_runs else '')
+      + f': {_coreset_title(coreset_runs[0])}'
+      + (f'; **partial**: {", ".join(partial)}' if partial else
+         '; all complete') + '.\n\n'
+      '- [Core-set comparison](coreset.md) (the same numbers in '
+      '[coreset.csv](coreset.csv)): target accuracy and seconds per '
+      'selection method\n\n'
+      '## Runs\n\n'
+      + results.markdown_table(listed, ('run', 'directory', 'kind', 'methods',
+                                        'seed', 'status')))
+
+
+def write_coreset_report(run_dirs: Sequence[str], out_dir: str) -> list[str]:
+  """coreset.md, coreset.csv and report.md for core-set (and train) runs."""
+  coreset_runs, train_runs = load_coreset_report_runs(run_dirs)
+  check_coreset_comparable(coreset_runs, train_runs)
+  rows = coreset_rows(coreset_runs, train_runs)
+  os.makedirs(out_dir, exist_ok=True)
+  path = functools.partial(os.path.join, out_dir)
+  _write_text(path('coreset.md'), coreset_markdown(coreset_runs, rows))
+  results.write_csv(path('coreset.csv'), rows, CORESET_CSV_COLUMNS)
+  _write_text(path('report.md'),
+              coreset_report_markdown(coreset_runs, train_runs))
+  written = ['coreset.md', 'coreset.csv', 'report.md']
+  logging.info('Core-set report on %d runs written to %s: %s',
+               len(coreset_runs) + len(train_runs), out_dir,
+               ', '.join(written))
+  return [path(name) for name in written]
+
+
+# ----------------------------------------------------------------------------
 # Putting it together.
 
 
@@ -759,7 +1183,13 @@ def _write_text(path: str, content: str):
 
 
 def write_report(run_dirs: Sequence[str], out_dir: str) -> list[str]:
-  """Reads the runs and writes every report file; returns their paths."""
+  """Reads the runs and writes every report file; returns their paths.
+
+  Core-set runs (with any full-data train runs) get the core-set report;
+  otherwise the runs must be active-learning runs.
+  """
+  if any(read_config(d).get('mode') == 'coreset' for d in run_dirs):
+    return write_coreset_report(run_dirs, out_dir)
   runs = load_runs(run_dirs)
   check_comparable(runs)
   groups = group_runs(runs)
@@ -787,7 +1217,9 @@ def write_report(run_dirs: Sequence[str], out_dir: str) -> list[str]:
 
 def main(argv: Sequence[str]):
   if len(argv) < 2:
-    raise app.UsageError('give one or more active-learning run directories')
+    raise app.UsageError('give one or more active-learning run directories, '
+                         'or core-set run directories (and full-data train '
+                         'run directories to compare with)')
   try:
     write_report(argv[1:], flags.FLAGS.out)
   except ReportError as e:

@@ -117,6 +117,19 @@ def validate_active_config(config):
     check_int(f'selection.eval_target_at[{i}]', size, 1)
 
 
+def check_methods(key: str, methods: Any, allowed: Sequence[str]):
+  """A non-empty tuple of distinct names, each one of `allowed`."""
+  if isinstance(methods, str) or not isinstance(methods, (list, tuple)) or (
+      not methods):
+    _fail(key, methods, f'expected a non-empty tuple of names from '
+          f'{tuple(allowed)}')
+  for i, method in enumerate(methods):
+    check_choice(f'{key}[{i}]', method, allowed)
+  repeated = sorted({m for m in methods if list(methods).count(m) > 1})
+  if repeated:
+    _fail(key, methods, f'expected each method once; {repeated} repeat')
+
+
 def validate_coreset_config(config):
   """Checks a core-set config (mode 'coreset'); sizes are checked on load."""
   check_choice('mode', config.mode, MODES)
@@ -124,7 +137,7 @@ def validate_coreset_config(config):
   check_data(config.data)
   check_learner(config, 'selector')
   check_learner(config, 'target')
-  check_choice('coreset.method', config.coreset.method, CORESET_METHODS)
+  check_methods('coreset.methods', config.coreset.methods, CORESET_METHODS)
   check_int('coreset.kcenters_seeds', config.coreset.kcenters_seeds, 0)
 
 

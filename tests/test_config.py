@@ -135,3 +135,50 @@ def test_main_fails_fast_on_missing_data(tmp_path):
   assert last_line.startswith('error: ')
   assert 'cifar10' in result.stderr and str(tmp_path / 'tfds') in result.stderr
   assert 'cifar-10-binary.tar.gz' in result.stderr
+
+
+@pytest.mark.parametrize('value,match', [
+    (('bald',), r"config.coreset.methods\[0\]='bald' is not allowed: "
+     r"expected one of \('random', .*'kcenters'\)"),
+    (('random', 'kcenters', 'random'),
+     r"config.coreset.methods=\('random', 'kcenters', 'random'\) is not "
+     r"allowed: expected each method once; \['random'\] repeat"),
+    ((), r'config.coreset.methods=\(\) is not allowed: expected a non-empty '
+     r'tuple of names from \(.*\)'),
+    ('random', r"config.coreset.methods='random' is not allowed: expected a "
+     r'non-empty tuple'),
+])
+def test_bad_coreset_methods_are_named(value, match):
+  config = load('fashion_mnist_coreset')
+  with config.coreset.ignore_type():
+    config.coreset.methods = value
+  with pytest.raises(validation.ConfigError, match=match):
+    validate(config)
+
+
+def test_coreset_argument_picks_one_method_or_all():
+  assert load('fashion_mnist_coreset').coreset.methods == (
+      'forgetting_events',)
+  assert load('cifar10_resnet20_coreset', 'kcenters,quick').coreset.methods == (
+      'kcenters',)
+  every = load('cifar100_resnet20_coreset', 'all').coreset.methods
+  assert every == ('random', 'least_confidence', 'entropy', 'margin',
+                   'forgetting_events', 'kcenters')
+  # The configs' list is the validator's, in `:all`'s order.
+  assert every == validation.CORESET_METHODS
+  with pytest.raises(ValueError, match=r"'bald'.*NAME one of .*'all'"):
+    load('fashion_mnist_coreset', 'bald')
+
+
+def test_coreset_sizes_and_the_full_data_recipe():
+  fmnist = load('fashion_mnist_coreset')
+  assert fmnist.coreset.subset_size == 0.1  # 6,000 of 60,000.
+  for name in ('cifar10_resnet20_coreset', 'cifar100_resnet20_coreset'):
+    assert load(name).coreset.subset_size == 0.5
+  # The study's full-data run trains the core-set target's model and recipe
+  # (evaluation frequency aside) on all the data.
+  full = load('fashion_mnist_resnet20')
+  assert full.model.name == fmnist.target.model.name == 'preact20'
+  assert ({**full.train.to_dict(), 'eval_every': 0}
+          == fmnist.target.train.to_dict())
+  assert full.data.to_dict() == fmnist.data.to_dict()

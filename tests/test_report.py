@@ -16,9 +16,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from configs import fashion_mnist_coreset
+from configs import fashion_mnist_resnet20
 from configs import fashion_mnist_svp
 from svp_jax import active
+from svp_jax import coreset
+from svp_jax import jobs
 from svp_jax import report
+from svp_jax import results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POOL = 10_000
@@ -439,3 +444,260 @@ def test_command_line(runs, tmp_path):
        f'--out={out}'], cwd=REPO, capture_output=True, text=True, timeout=300)
   assert bad.returncode == 1
   assert 'error: run directory' in bad.stderr and 'Traceback' not in bad.stderr
+
+
+# ----------------------------------------------------------------------------
+# Core-set runs.
+
+CORESET_POOL, CORESET_SUBSET = 60_000, 6_000  # fashion_mnist_coreset's.
+PROXY_SECONDS = 100.0
+# Per method: (scoring s, ranking s, target accuracy or None, target train s).
+CORESET_0 = {'random': (0, 1, 0.80, 60), 'least_confidence': (10, 1, 0.82, 60),
+             'entropy': (10, 1, 0.81, 60), 'margin': (10, 1, 0.83, 60),
+             'forgetting_events': (1, 1, 0.84, 60),
+             'kcenters': (12, 20, 0.79, 60)}
+CORESET_1 = {'random': (0, 1, 0.82, 62), 'least_confidence': (14, 1, 0.84, 64),
+             'entropy': (10, 1, 0.81, 60), 'margin': (10, 1, 0.83, 60),
+             'forgetting_events': (1, 1, 0.86, 60),
+             'kcenters': (12, 28, None, None)}  # Not trained yet.
+
+
+def make_coreset_run(path, methods_spec, arg='all', seed=0, **overrides):
+  """Writes a core-set run directory as coreset.run would, from made-up rows."""
+  config = fashion_mnist_coreset.get_config(arg)
+  config.seed = seed
+  _override(config, overrides)
+  path = str(path)
+  os.makedirs(path)
+  active.claim_workdir(path, config)
+  proxy = {'train_time': PROXY_SECONDS, 'test_accuracy': 0.7}
+  rows = []
+  for method in config.coreset.methods:
+    scoring, ranking, accuracy, seconds = methods_spec[method]
+    record = {'proxy': None if method == 'random' else proxy,
+              'inference_time': float(scoring),
+              'ranking_time': float(ranking)}
+    target = (None if accuracy is None else
+              {'test_accuracy': accuracy, 'train_time': float(seconds)})
+    rows.append(coreset.summary_row(
+        method, ('preact8', 'preact20'), CORESET_POOL,
+        round(config.coreset.subset_size * CORESET_POOL), record, target))
+  coreset.write_summary(path, rows)
+  return path
+
+
+def make_train_run(path, accuracy, epoch_seconds, seed=0, **overrides):
+  """Writes the files of a finished jobs.train_and_evaluate run."""
+  config = fashion_mnist_resnet20.get_config()
+  config.seed = seed
+  _override(config, overrides)
+  path = str(path)
+  results.write_json(os.path.join(path, 'config.json'), config.to_dict())
+  for epoch, seconds in enumerate(epoch_seconds, start=1):
+    results.append_jsonl(os.path.join(path, 'metrics.jsonl'),
+                         {'epoch': epoch, 'seconds': seconds,
+                          'test_accuracy': accuracy})
+  results.write_json(os.path.join(path, 'summary.json'), {
+      'final_test_accuracy': accuracy, 'train_examples': CORESET_POOL,
+      'best_test_accuracy': accuracy})
+  return path
+
+
+def _override(config, overrides):
+  for dotted, value in overrides.items():
+    *sections, key = dotted.split('__')
+    node = config
+    for part in sections:
+      node = node[part]
+    with node.ignore_type():
+      node[key] = value
+
+
+@pytest.fixture
+def coreset_runs(tmp_path):
+  """Two `all` runs (one partial), a random-only run, two full-data runs."""
+  return {
+      'all_seed0': make_coreset_run(tmp_path / 'all_seed0', CORESET_0),
+      'all_seed1': make_coreset_run(tmp_path / 'all_seed1', CORESET_1,
+                                    seed=1),
+      'random_seed2': make_coreset_run(tmp_path / 'random_seed2',
+                                       {'random': (0, 3, 0.84, 58)}, 'random',
+                                       seed=2),
+      'full_seed0': make_train_run(tmp_path / 'full_seed0', 0.90,
+                                   (100, 110, 120)),
+      'full_seed1': make_train_run(tmp_path / 'full_seed1', 0.92,
+                                   (100, 100, 100), seed=1),
+  }
+
+
+def _coreset_rows(run_dirs):
+  runs, full = report.load_coreset_report_runs(list(run_dirs))
+  report.check_coreset_comparable(runs, full)
+  return {r['method']: r for r in report.coreset_rows(runs, full)}
+
+
+def test_coreset_rows_are_exact(coreset_runs):
+  rows = _coreset_rows(coreset_runs.values())
+  assert list(rows) == ['random', 'least_confidence', 'entropy', 'margin',
+                        'forgetting_events', 'kcenters', 'full data']
+  random = rows['random']
+  assert (random['runs'], random['seeds'], random['partial_runs']) == (
+      3, '0 1 2', 0)
+  assert random['subset_size'] == CORESET_SUBSET
+  assert random['target_accuracy_mean'] == pytest.approx(0.82)
+  assert random['target_accuracy_std'] == pytest.approx(0.02)
+  assert random['target_error_percent'] == pytest.approx(18.0)
+  assert random['proxy_train_seconds'] == 0.0  # Random uses no proxy.
+  assert random['scoring_ranking_seconds'] == pytest.approx(5 / 3)
+  assert random['target_train_seconds'] == pytest.approx(60.0)
+  lc = rows['least_confidence']
+  assert lc['target_accuracy_std'] == pytest.approx(np.std([.82, .84], ddof=1))
+  assert lc['proxy_train_seconds'] == PROXY_SECONDS
+  assert lc['scoring_ranking_seconds'] == pytest.approx(13.0)
+  assert lc['target_train_seconds'] == pytest.approx(62.0)
+  # kcenters: seed 1 has no target yet; it is partial, not dropped.
+  kcenters = rows['kcenters']
+  assert (kcenters['runs'], kcenters['partial_runs']) == (2, 1)
+  assert kcenters['target_accuracy_mean'] == pytest.approx(0.79)
+  assert kcenters['target_accuracy_std'] is None
+  assert kcenters['scoring_ranking_seconds'] == pytest.approx(36.0)
+  assert kcenters['target_train_seconds'] == pytest.approx(60.0)
+  full = rows['full data']
+  assert (full['runs'], full['seeds'], full['subset_size']) == (
+      2, '0 1', CORESET_POOL)
+  assert full['target_accuracy_mean'] == pytest.approx(0.91)
+  assert full['target_train_seconds'] == pytest.approx(315.0)
+  assert full['proxy_train_seconds'] is None
+
+
+def test_coreset_markdown_csv_and_index(coreset_runs, tmp_path):
+  out = tmp_path / 'out'
+  written = report.write_report(list(coreset_runs.values()), str(out))
+  assert sorted(os.path.basename(p) for p in written) == [
+      'coreset.csv', 'coreset.md', 'report.md']
+  text = (out / 'coreset.md').read_text()
+  assert ('| random | 3 (0, 1, 2) | 6,000 (10%) | 82.00 ± 2.00 | 18.00 '
+          '| 0.0 | 1.7 | 60.0 |') in text
+  assert ('| kcenters | 2 (0, 1; 1 partial) † | 6,000 (10%) | 79.00 (n=1) '
+          '| 21.00 | 100.0 | 36.0 | 60.0 |') in text
+  assert ('| full data | 2 (0, 1) | 60,000 (100%) | 91.00 ± 1.41 | 9.00 '
+          '| — | — | 315.0 |') in text
+  assert '†: includes partial runs' in text
+  with open(out / 'coreset.csv', newline='') as f:
+    rows = list(csv.DictReader(f))
+  assert tuple(rows[0]) == report.CORESET_CSV_COLUMNS
+  assert [r['method'] for r in rows][-1] == 'full data'
+  assert rows[-1]['proxy_train_seconds'] == ''
+  index = (out / 'report.md').read_text()
+  assert '](coreset.md)' in index and '](coreset.csv)' in index
+  assert '**PARTIAL** (no target yet: kcenters)' in index
+  assert '**partial**: all_seed1' in index
+  assert '| full_seed0 | `' in index and '| full data | — | 0 | complete |' in (
+      index)
+  # No active-learning files.
+  assert not (out / 'table1.md').exists()
+
+
+def test_a_single_seed_shows_the_mean_only(coreset_runs, tmp_path):
+  out = tmp_path / 'out'
+  report.write_report([coreset_runs['all_seed0']], str(out))
+  text = (out / 'coreset.md').read_text()
+  assert ('| margin | 1 (0) | 6,000 (10%) | 83.00 | 17.00 | 100.0 | 11.0 '
+          in text)
+  assert 'No full-data run among these' in text
+
+
+@pytest.mark.parametrize('overrides,match', [
+    ({'data__name': 'cifar10'},
+     r'core-set runs cannot be reported together.*data.name: "fashion_mnist" '
+     r'in all_seed0; "cifar10" in other'),
+    ({'coreset__subset_size': 0.2},
+     r'coreset.subset_size: 0.1 in all_seed0; 0.2 in other'),
+    ({'target__model__name': 'preact56'},
+     r'target.model.name: "preact20" in all_seed0; "preact56" in other'),
+])
+def test_mixed_coreset_runs_are_refused(coreset_runs, tmp_path, overrides,
+                                        match):
+  other = make_coreset_run(tmp_path / 'other', CORESET_0, seed=5, **overrides)
+  with pytest.raises(report.ReportError, match=match):
+    report.write_report([coreset_runs['all_seed0'], other],
+                        str(tmp_path / 'out'))
+  assert not (tmp_path / 'out').exists()
+
+
+def test_full_data_run_must_train_the_coreset_target(coreset_runs, tmp_path):
+  other = make_train_run(tmp_path / 'full_wd', 0.9, (1,), seed=3,
+                         train__weight_decay=1e-4)
+  with pytest.raises(report.ReportError,
+                     match=r'full-data run must train the core-set target.*'
+                     r'train.weight_decay: 0.0005 in all_seed0; 0.0001 in '
+                     r'full_wd'):
+    report.write_report([coreset_runs['all_seed0'], other],
+                        str(tmp_path / 'out'))
+  # Where data is read from and how often it is tested may differ.
+  moved = make_train_run(tmp_path / 'moved', 0.9, (1,), seed=4,
+                         data__data_dir='/elsewhere', train__eval_every=2)
+  assert _coreset_rows([coreset_runs['all_seed0'], moved])[
+      'full data']['runs'] == 1
+
+
+def test_the_same_coreset_experiment_twice_is_refused(coreset_runs, tmp_path):
+  # A random-only run with seed 0 repeats all_seed0's random subset.
+  again = make_coreset_run(tmp_path / 'random_seed0',
+                           {'random': (0, 1, 0.8, 60)}, 'random')
+  with pytest.raises(report.ReportError, match=r'runs all_seed0 and '
+                     r'random_seed0 are the same experiment \(random, seed 0'):
+    report.write_report([coreset_runs['all_seed0'], again],
+                        str(tmp_path / 'out'))
+
+
+def test_coreset_and_active_runs_are_not_mixed(coreset_runs, runs, tmp_path):
+  with pytest.raises(report.ReportError, match=r"proxy_0 has mode='active': "
+                     r'a core-set report reads core-set runs and full-data'):
+    report.write_report([coreset_runs['all_seed0'], runs['proxy_0']],
+                        str(tmp_path / 'out'))
+
+
+def test_malformed_coreset_summary_is_named(coreset_runs):
+  path = os.path.join(coreset_runs['all_seed0'], 'summary.json')
+  summary = results.read_json(path)
+  summary['methods'][2]['scoring_seconds'] = 'slow'
+  results.write_json(path, summary)
+  with pytest.raises(report.ReportError, match=r'summary.json is malformed: '
+                     r"methods\[2\].scoring_seconds is 'slow'"):
+    report.load_coreset_run(coreset_runs['all_seed0'], 'all_seed0')
+  os.remove(path)
+  with pytest.raises(report.ReportError, match=r'has no summary.json'):
+    report.load_coreset_run(coreset_runs['all_seed0'], 'all_seed0')
+
+
+@pytest.mark.slow
+def test_coreset_report_on_real_runs(fashion_mnist_dir, tmp_path):
+  """A tiny core-set run and a tiny full-data run of its target, reported."""
+  config = fashion_mnist_coreset.get_config('quick')
+  config.coreset.methods = ('random', 'least_confidence')
+  config.data.data_dir = fashion_mnist_dir
+  config.data.max_train_examples = 400
+  config.data.max_test_examples = 200
+  config.coreset.subset_size = 120.0
+  coreset.run(config, str(tmp_path / 'coreset'))
+  full = fashion_mnist_resnet20.get_config('quick')
+  full.data = config.data
+  full.model = config.target.model
+  full.train.lr_schedule = config.target.train.lr_schedule
+  jobs.train_and_evaluate(full, str(tmp_path / 'full'))
+  out = tmp_path / 'out'
+  report.write_report([str(tmp_path / 'coreset'), str(tmp_path / 'full')],
+                      str(out))
+  with open(out / 'coreset.csv', newline='') as f:
+    rows = {r['method']: r for r in csv.DictReader(f)}
+  assert list(rows) == ['random', 'least_confidence', 'full data']
+  assert [rows[m]['subset_size'] for m in rows] == ['120', '120', '400']
+  summary = results.read_json(tmp_path / 'coreset' / 'summary.json')
+  for row in summary['methods']:
+    assert float(rows[row['method']]['target_accuracy_mean']) == (
+        row['target_test_accuracy'])
+  assert float(rows['full data']['target_accuracy_mean']) == results.read_json(
+      tmp_path / 'full' / 'summary.json')['final_test_accuracy']
+  assert float(rows['full data']['target_train_seconds']) > 0
+  assert 'all complete' in (out / 'report.md').read_text()
