@@ -17,6 +17,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from svp_jax import data
+from svp_jax import distributed
 from svp_jax import jobs
 from svp_jax import validation
 
@@ -25,6 +26,22 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=True)
 _WORKDIR = flags.DEFINE_string(
     'workdir', None, 'Where results go (default: workdirs/<config file name>).')
+# Multi-host (BUILD.md, "Multi-host"): the same command on every process.
+_DISTRIBUTED = flags.DEFINE_bool(
+    'distributed', False, 'Join a multi-process run. Without the three flags '
+    'below JAX detects the cluster (Cloud TPU, SLURM, Open MPI).')
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', None, 'host:port of process 0 (implies '
+    '--distributed).')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None,
+                                      'Processes in the run.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None,
+                                   "This process's index, 0-based.")
+_CPU_DEVICES = flags.DEFINE_integer(
+    'cpu_devices_per_process', 0, 'Run on the CPU with this many devices per '
+    'process and gloo collectives (multi-process runs on one machine).')
+_JOIN_TIMEOUT = flags.DEFINE_integer(
+    'distributed_timeout', 120, 'Seconds to wait for every process to join.')
 
 
 class _QuietLibraries(std_logging.Filter):
@@ -46,6 +63,12 @@ def main(argv):
       'workdirs', os.path.splitext(os.path.basename(config_path))[0])
   logging.info('Config %s, workdir %s', config_path, workdir)
   try:
+    if _DISTRIBUTED.value or _COORDINATOR.value:
+      distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value,
+                             _PROCESS_ID.value,
+                             cpu_devices=_CPU_DEVICES.value,
+                             timeout_seconds=_JOIN_TIMEOUT.value)
+      distributed.check_same_config(_CONFIG.value)
     jobs.run(_CONFIG.value, workdir)
   except (validation.ConfigError, data.DataError) as e:
     # A bad config or missing data is the user's to fix: one clear message,

@@ -22,6 +22,7 @@ from typing import Any
 
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
@@ -231,6 +232,10 @@ def run_round(exp: Experiment, state: RoundState
                'random' if state.round == 0 else exp.method)
   picked, selector_row, scoring_seconds, ranking_seconds = select(
       exp, state, k)
+  if jax.process_count() > 1:
+    # Every process selects from the same gathered scores; if they ever
+    # disagreed they would train on different sets and write a mixed run.
+    multihost_utils.assert_equal(picked, 'processes selected different points')
   labeled = state.labeled.copy()
   labeled[picked] = True
   size = before + k

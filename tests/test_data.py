@@ -258,3 +258,20 @@ def test_some_idx_files_missing(tmp_path):
     data.load_split('fashion_mnist', 'test', data_dir=str(tmp_path / 'tfds'),
                     manual_dir=str(tmp_path))
   assert "missing ['t10k-labels-idx1-ubyte.gz']" in str(error.value)
+
+
+def test_images_on_demand_equal_the_in_memory_split(fashion_mnist_dir,
+                                                    fashion_train):
+  images, labels = data.load_split('fashion_mnist', 'train',
+                                   data_dir=fashion_mnist_dir,
+                                   in_memory=False)
+  assert isinstance(images, data.SplitImages)
+  assert images.shape == (60_000, 28, 28, 1) and len(images) == 60_000
+  np.testing.assert_array_equal(labels, fashion_train[1])
+  rows = np.array([59_999, 0, 12_345, 0, 7])  # Any order, repeats allowed.
+  np.testing.assert_array_equal(images[rows], fashion_train[0][rows])
+  head = images[:100]  # A view, as max_train_examples takes it.
+  assert len(head) == 100
+  np.testing.assert_array_equal(head[np.arange(90, 100)],
+                                fashion_train[0][90:100])
+  assert images[np.array([], np.int64)].shape == (0, 28, 28, 1)

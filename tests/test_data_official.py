@@ -113,6 +113,12 @@ def test_official_builder_prepares_standin_archive(monkeypatch, tmp_path,
     # The files' order, pixel for pixel.
     np.testing.assert_array_equal(images, want_images)
     np.testing.assert_array_equal(labels, want_labels)
+    # Decoded on demand: the same rows in the same (files') order.
+    lazy, lazy_labels = data.load_split(name, split, data_dir=data_dir,
+                                        in_memory=False)
+    rows = np.arange(len(want_labels))[::-1]
+    np.testing.assert_array_equal(lazy[rows], want_images[rows])
+    np.testing.assert_array_equal(lazy_labels, want_labels)
   # Prepared by the official builder, as array_record.
   version_dir = tmp_path / 'tfds' / name / '3.0.2'
   assert any('array_record' in f.name for f in version_dir.iterdir())

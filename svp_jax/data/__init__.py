@@ -12,12 +12,14 @@ from svp_jax.data.info import DatasetInfo
 from svp_jax.data.info import SUPPORTED_DATASETS
 from svp_jax.data.loading import load_configured_split
 from svp_jax.data.loading import load_split
+from svp_jax.data.loading import SplitImages
 from svp_jax.data.partition import process_slice
 
 __all__ = [
     'DataError',
     'DatasetInfo',
     'SUPPORTED_DATASETS',
+    'SplitImages',
     'dataset_info',
     'load_configured_split',
     'load_split',

@@ -20,9 +20,11 @@ Order of examples: CIFAR is returned in the official files' order (sorted by
 the builder's `id`), `fashion_mnist_idx` in IDX file order; an official
 `fashion_mnist` prepared elsewhere comes in TFDS's fixed shuffled order.
 
-This is the in-memory path, for datasets that fit in host memory. ImageNet
-will not: it needs a streaming source of its own beside this one (per-host
-shards read batch by batch), not an extension of `load_split`.
+Images are read whole into host memory (`in_memory=True`, fastest for
+small datasets) or decoded on demand (`SplitImages`): then each process of a
+multi-host run decodes only the rows it feeds to its devices, and a host
+holds a batch of images at a time, not the split. Labels are always read
+whole (4 bytes an example).
 """
 
 import os
@@ -30,6 +32,8 @@ import time
 from typing import Any
 
 from absl import logging
+import jax
+from jax.experimental import multihost_utils
 import numpy as np
 
 from svp_jax.data import idx
@@ -55,10 +59,42 @@ def default_data_dir() -> str:
       os.path.expanduser('~'), 'tensorflow_datasets')
 
 
+class SplitImages:
+  """A split's images decoded on demand: `images[indices]` -> uint8 array.
+
+  Stands in for the in-memory image array wherever batches are gathered
+  (`train.global_batch` indexes it with a process's rows of a batch), so a
+  process decodes only the images it feeds. `images[a:b]` is a view.
+  """
+
+  def __init__(self, source: Any, positions: np.ndarray,
+               image_shape: tuple[int, ...]):
+    self._source = source
+    self._positions = positions  # Row i of the split is source[positions[i]].
+    self.shape = (len(positions), *image_shape)
+    self.dtype = np.dtype(np.uint8)
+    self.ndim = len(self.shape)
+
+  def __len__(self) -> int:
+    return self.shape[0]
+
+  def __getitem__(self, rows):
+    if isinstance(rows, slice):
+      return SplitImages(self._source, self._positions[rows], self.shape[1:])
+    rows = np.asarray(rows)
+    out = np.empty((len(rows), *self.shape[1:]), np.uint8)
+    if len(rows):
+      examples = self._source.__getitems__(self._positions[rows].tolist())
+      for i, example in enumerate(examples):
+        out[i] = example['image']
+    return out
+
+
 def load_split(name: str, split: str, *, data_dir: str | None = None,
-               manual_dir: str | None = None, download: bool = False
-               ) -> tuple[np.ndarray, np.ndarray]:
-  """Reads a whole split into host memory, preparing it first if needed.
+               manual_dir: str | None = None, download: bool = False,
+               in_memory: bool = True
+               ) -> tuple[np.ndarray | SplitImages, np.ndarray]:
+  """Reads a split, preparing it first if needed.
 
   Args:
     name: one of `SUPPORTED_DATASETS` (a TFDS name).
@@ -68,6 +104,8 @@ def load_split(name: str, split: str, *, data_dir: str | None = None,
     download: allow TFDS to download (needs internet and TensorFlow). Off by
       default so that missing data fails at once instead of after minutes of
       download retries.
+    in_memory: decode every image now (uint8 array) or on demand
+      (`SplitImages`, indexed like the array).
 
   Returns:
     images uint8 (N, H, W, C) and labels int32 (N,).
@@ -89,9 +127,14 @@ def load_split(name: str, split: str, *, data_dir: str | None = None,
   else:
     builder = _cifar_builder(name, data_dir, manual_dir, download)
   start = time.perf_counter()
-  images, labels = _read_split(builder, split, info.image_shape)
-  logging.info('Read %s[%s] from %s: %d examples in %.1f s.', name, split,
-               builder.data_dir, len(labels), time.perf_counter() - start)
+  if in_memory:
+    images, labels = _read_split(builder, split, info.image_shape)
+  else:
+    images, labels = _index_split(builder, split, info.image_shape)
+  logging.info('Read %s[%s] from %s: %d examples%s in %.1f s.', name, split,
+               builder.data_dir, len(labels),
+               '' if in_memory else ' (labels; images on demand)',
+               time.perf_counter() - start)
   return images, labels
 
 
@@ -270,6 +313,30 @@ def _read_split(builder: Any, split: str, image_shape: tuple[int, ...]
   return images, labels
 
 
+def _index_split(builder: Any, split: str, image_shape: tuple[int, ...]
+                 ) -> tuple[SplitImages, np.ndarray]:
+  """Labels now and images on demand, in the same order as `_read_split`."""
+  tfds = _tfds()
+  # Labels and ids only: the images stay encoded.
+  light = builder.as_data_source(
+      split=split, decoders={'image': tfds.decode.SkipDecoding()})
+  num = len(light)
+  labels = np.empty((num,), np.int32)
+  ids = [] if 'id' in builder.info.features else None
+  for start in range(0, num, _READ_CHUNK):
+    chunk = light.__getitems__(list(range(start, min(start + _READ_CHUNK,
+                                                     num))))
+    for offset, example in enumerate(chunk):
+      labels[start + offset] = example['label']
+      if ids is not None:
+        ids.append(_file_index(example['id']))
+  positions = (np.argsort(np.asarray(ids), kind='stable') if ids is not None
+               else np.arange(num))
+  images = SplitImages(builder.as_data_source(split=split), positions,
+                       tuple(image_shape))
+  return images, labels[positions]
+
+
 def _file_index(example_id: bytes | str) -> int:
   """42 from the CIFAR builders' id 'train_00042' (bytes or str)."""
   if isinstance(example_id, bytes):
@@ -284,10 +351,23 @@ def load_configured_split(data_config: Any, split: str,
   '' in data_dir / manual_dir means the default place; `limit` > 0 keeps the
   first `limit` examples (for quick runs).
   """
-  images, labels = load_split(
-      data_config.name, split, data_dir=data_config.data_dir or None,
-      manual_dir=data_config.manual_dir or None,
-      download=data_config.download)
+  def read():
+    return load_split(
+        data_config.name, split, data_dir=data_config.data_dir or None,
+        manual_dir=data_config.manual_dir or None,
+        download=data_config.download, in_memory=data_config.in_memory)
+
+  if jax.process_count() == 1:
+    images, labels = read()
+  else:
+    # Process 0 prepares the split first: processes preparing the same
+    # data_dir at once would race for its files.
+    if jax.process_index() == 0:
+      images, labels = read()
+    multihost_utils.sync_global_devices(f'svp_jax: {data_config.name} '
+                                        f'{split} prepared')
+    if jax.process_index() != 0:
+      images, labels = read()
   if limit:
     images, labels = images[:limit], labels[:limit]
   return images, labels

@@ -1,0 +1,164 @@
+"""Multi-process runs: 2 JAX processes with 2 CPU devices each, on loopback.
+
+Each test starts real processes (tests/multiprocess.py) joined by
+jax.distributed with gloo collectives, bounds them in time and kills them
+(whole process groups) if they overrun.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import multiprocess
+import multihost_selection_worker
+from svp_jax import sharding
+from test_active import read_indices
+
+TIMEOUT = 600
+
+
+def tiny_active_args(data_dir, method='kcenters'):
+  """A 600-image pool, 50 then +50, +100, +100 labels, 1-2 epoch models.
+
+  Images are decoded on demand (`in_memory=False`), so each process reads
+  only the rows it feeds.
+  """
+  return [f'--config=configs/fashion_mnist_svp.py:{method},quick',
+          f'--config.data.data_dir={data_dir}',
+          '--config.data.max_train_examples=600',
+          '--config.data.max_test_examples=200',
+          '--config.data.in_memory=False',
+          '--config.selection.initial_subset=50.0',
+          '--config.selection.rounds=(50.0, 100.0, 100.0)',
+          '--config.target.model.name=preact8',
+          '--config.target.train.lr_schedule=((2, 0.05),)']
+
+
+def test_processes_select_what_one_process_selects(tmp_path):
+  """Same pool scores, features and selections on every process, equal to
+  a single process's (8 devices here) bit for bit."""
+  port = multiprocess.free_port()
+  worker = os.path.join(multiprocess.REPO, 'tests',
+                        'multihost_selection_worker.py')
+  processes = multiprocess.start(
+      [[sys.executable, worker, str(tmp_path),
+        *multiprocess.distributed_flags(port, 2, i)] for i in range(2)],
+      str(tmp_path))
+  codes = multiprocess.wait(processes, TIMEOUT)
+  assert codes == [0, 0], multiprocess.log(str(tmp_path), 0)[-3000:]
+  expected = multihost_selection_worker.compute(sharding.make_mesh())
+  for process in range(2):
+    got = np.load(tmp_path / f'process_{process}.npz')
+    for name, value in expected.items():
+      np.testing.assert_array_equal(got[name], value,
+                                    err_msg=f'process {process}: {name}')
+
+
+@pytest.fixture(scope='module')
+def two_process_run(fashion_mnist_dir, tmp_path_factory):
+  """An uninterrupted 2-process k-centers run: (workdir, log dir)."""
+  logs = tmp_path_factory.mktemp('two_process_logs')
+  workdir = tmp_path_factory.mktemp('two_process') / 'run'
+  codes = multiprocess.run_main(tiny_active_args(fashion_mnist_dir),
+                                str(workdir), 2, str(logs), TIMEOUT)
+  assert codes == [0, 0], multiprocess.log(str(logs), 0)[-3000:]
+  return workdir, logs
+
+
+@pytest.mark.slow
+def test_two_process_run_matches_one_process(two_process_run,
+                                             fashion_mnist_dir, tmp_path):
+  workdir, logs = two_process_run
+  assert 'Process 1 of 2 joined: 2 local and 4 global devices' in (
+      multiprocess.log(str(logs), 1))
+  env = dict(os.environ, XLA_FLAGS=sharding.simulated_cpu_devices_flags(4))
+  one = tmp_path / 'one'
+  result = subprocess.run(
+      [sys.executable, 'main.py', *tiny_active_args(fashion_mnist_dir),
+       f'--workdir={one}'], cwd=multiprocess.REPO, env=env,
+      capture_output=True, text=True, timeout=TIMEOUT)
+  assert result.returncode == 0, result.stderr[-3000:]
+  two_sets, one_sets = read_indices(workdir), read_indices(one)
+  assert sorted(two_sets) == sorted(one_sets) == [
+      'initial_subset_50.index', 'labeled_100.index', 'labeled_200.index',
+      'labeled_300.index']
+  # The random start is the same by construction. Later rounds select from
+  # models trained on 4 devices in 1 or 2 processes, whose float sums may
+  # differ in the last bits (the exact check on equal scores is the test
+  # above); they must still agree almost everywhere.
+  np.testing.assert_array_equal(two_sets['initial_subset_50.index'],
+                                one_sets['initial_subset_50.index'])
+  for name in two_sets:
+    shared = np.intersect1d(two_sets[name], one_sets[name])
+    assert len(shared) >= 0.9 * len(one_sets[name]), name
+  # One process wrote the tables; both logged the same selections.
+  assert (workdir / 'target.csv').exists()
+
+
+@pytest.mark.slow
+def test_killed_two_process_run_resumes_to_the_same_selections(
+    two_process_run, fashion_mnist_dir, tmp_path):
+  straight, _ = two_process_run
+  resumed = tmp_path / 'resumed'
+  port = multiprocess.free_port()
+  command = [sys.executable, 'main.py', *tiny_active_args(fashion_mnist_dir),
+             f'--workdir={resumed}']
+  processes = multiprocess.start(
+      [command + multiprocess.distributed_flags(port, 2, i)
+       for i in range(2)], str(tmp_path))
+  try:
+    deadline = time.monotonic() + TIMEOUT
+    while not (resumed / 'checkpoints' / '2').exists():
+      assert all(p.poll() is None for p in processes), (
+          'run ended before it could be killed')
+      assert time.monotonic() < deadline
+      time.sleep(0.2)
+    for p in processes:
+      os.killpg(p.pid, signal.SIGKILL)
+  finally:
+    multiprocess.kill(processes)
+  assert not (resumed / 'proxy' / '300').exists(), 'killed too late'
+
+  codes = multiprocess.run_main(command[2:-1], str(resumed), 2, str(tmp_path),
+                                TIMEOUT)
+  assert codes == [0, 0], multiprocess.log(str(tmp_path), 0)[-3000:]
+  assert 'Resuming' in multiprocess.log(str(tmp_path), 0)
+  a, b = read_indices(straight), read_indices(resumed)
+  assert sorted(a) == sorted(b)
+  for name in a:
+    np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_processes_with_different_configs_are_refused(fashion_mnist_dir,
+                                                      tmp_path):
+  port = multiprocess.free_port()
+  processes = multiprocess.start(
+      [[sys.executable, 'main.py', *tiny_active_args(fashion_mnist_dir),
+        f'--config.seed={seed}', f'--workdir={tmp_path / "run"}',
+        *multiprocess.distributed_flags(port, 2, seed)] for seed in (0, 1)],
+      str(tmp_path))
+  codes = multiprocess.wait(processes, TIMEOUT)
+  assert codes == [1, 1]
+  for process in range(2):
+    assert ('error: processes [1] were started with a config different from '
+            'process 0') in multiprocess.log(str(tmp_path), process)
+  assert not (tmp_path / 'run').exists()
+
+
+def test_unreachable_coordinator_fails_quickly(tmp_path):
+  start = time.monotonic()
+  processes = multiprocess.start(
+      [[sys.executable, 'main.py', '--config=configs/fashion_mnist_svp.py',
+        '--distributed_timeout=5', f'--workdir={tmp_path / "run"}',
+        *multiprocess.distributed_flags(multiprocess.free_port(), 2, 1)]],
+      str(tmp_path))
+  assert multiprocess.wait(processes, TIMEOUT) == [1]
+  assert time.monotonic() - start < 120
+  assert 'error: could not join the distributed run' in multiprocess.log(
+      str(tmp_path), 0)
+  assert not (tmp_path / 'run').exists()
