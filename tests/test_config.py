@@ -182,3 +182,18 @@ def test_coreset_sizes_and_the_full_data_recipe():
   assert ({**full.train.to_dict(), 'eval_every': 0}
           == fmnist.target.train.to_dict())
   assert full.data.to_dict() == fmnist.data.to_dict()
+
+
+def test_fashion_mnist_svp_selectors():
+  proxy, baseline, fewer = (load('fashion_mnist_svp', arg) for arg in
+                            (None, 'baseline', 'kcenters,fewer_epochs'))
+  for config in (proxy, baseline, fewer):
+    assert config.target.model.name == 'preact20'
+    assert config.target.train.lr_schedule == ((1, 0.01), (9, 0.1), (5, 0.01))
+  assert proxy.selector.model.name == 'preact8'
+  assert baseline.selector.to_dict() == baseline.target.to_dict()
+  assert fewer.selector.model.name == 'preact20'
+  assert fewer.selector.train.lr_schedule == ((1, 0.01), (3, 0.1), (1, 0.01))
+  assert fewer.selection.method == 'kcenters'
+  with pytest.raises(ValueError, match='choose one of baseline, fewer_epochs'):
+    load('fashion_mnist_svp', 'baseline,fewer_epochs')
