@@ -1,84 +1,101 @@
 r"""Greedy k-centers at ImageNet-like scale: time, peak memory, time per pick.
 
 Default: a seeded random 1,000,000 x 64 float32 pool, 1% labeled, 10,000 picks,
-rows sharded over all devices (`--devices=N` simulates N CPU devices).
+rows sharded over all devices (`--devices=N` simulates N CPU devices; or set
+XLA_FLAGS=--xla_force_host_platform_device_count=N, as run_all.py does).
 
-  python benchmarks/kcenters_scale.py [--devices=N] [--out=/tmp/kc_bench.json]
+  python -m benchmarks.kcenters_scale [--devices=N] [--out=/tmp/kc_bench.json]
+  python -m benchmarks.kcenters_scale --impl=numpy --n=200000 --labeled=1000 \
+      --k=100
 
-Phases are timed separately: compile (AOT), initialisation from the labeled
-set plus one pick (a k=1 run), and the full run; per-pick time =
-(full - init) / (k - 1).
-Peak RSS covers the whole process (the host copy of the pool included).
+Three implementations (--impl), on the same seeded pool:
+
+  jax        svp_jax.selection's sharded greedy k-centers (the library);
+  numpy      an incremental NumPy version: a running min-distance vector, one
+             matrix-vector product per pick (|x|^2 - 2 x.c + |c|^2), O(n)
+             memory beyond the features;
+  reference  the SVP reference's memory pattern: an (s + b) x |pool| float32
+             distance matrix (s labeled, b = --budget picks), one row filled
+             per pick with SciPy's cdist on a gathered copy of the pool.
+
+Phases are timed separately. jax: compile (AOT), initialisation from the
+labeled set plus one pick (a k=1 run, warmed up, median of <= 3) and the
+full run; per-pick time = (full - init) / (k - 1). numpy / reference:
+initialisation, then the k picks; per-pick time = picks / k.
+
+Memory: `peak_rss_gib` covers the whole process; `working_gib` is the peak
+during selection above the resident size once the inputs were built (VmHWM
+reset through /proc/self/clear_refs; see benchmarks/hardware.py), i.e. what
+selection itself adds to the features.
+The last line printed is the result as one JSON object.
 """
 
+import importlib
 import json
 import pathlib
-import resource
+import statistics
 import sys
 import time
 
 from absl import app
 from absl import flags
 from absl import logging
-import jax
-import jax.numpy as jnp
-from jax.sharding import NamedSharding, PartitionSpec as P
 import numpy as np
 
+_IMPLS = ('jax', 'numpy', 'reference')
+
+_IMPL = flags.DEFINE_enum('impl', 'jax', _IMPLS, 'Implementation to time.')
 _N = flags.DEFINE_integer('n', 1_000_000, 'Pool size.')
 _D = flags.DEFINE_integer('d', 64, 'Feature dimension.')
 _LABELED = flags.DEFINE_float('labeled_fraction', 0.01,
                               'Fraction of the pool labeled at the start.')
-_K = flags.DEFINE_integer('k', 10_000, 'Centers to select.')
+_LABELED_COUNT = flags.DEFINE_integer(
+    'labeled', 0, 'Labeled points at the start; overrides --labeled_fraction.')
+_K = flags.DEFINE_integer('k', 10_000, 'Centers to select (timed).')
+_BUDGET = flags.DEFINE_integer(
+    'budget', 0, 'reference: rows b of the distance matrix (the full '
+    'selection budget, >= k; 0 = k).')
 _CHUNK = flags.DEFINE_integer('chunk_size', 0,
                               'Labeled centers per init pass (0 = default).')
 _DEVICES = flags.DEFINE_integer(
-    'devices', 0, 'Simulated CPU devices; 0 = JAX default (1 on CPU).')
+    'devices', 0, 'Simulated CPU devices; 0 = JAX default (1 on CPU, unless '
+    'XLA_FLAGS says otherwise).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed for the random pool.')
-_OUT = flags.DEFINE_string('out', '/tmp/kc_bench.json', 'JSON output path.')
-
-
-def peak_rss_gib() -> float:
-  # ru_maxrss is in KiB on Linux.
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
+_OUT = flags.DEFINE_string('out', '', 'Also write the JSON result here.')
 
 def timed(fn, *args):
-  """(result, seconds) of fn(*args) with the result ready."""
+  """(result, seconds) of fn(*args); JAX results are waited for."""
   start = time.perf_counter()
-  result = jax.block_until_ready(fn(*args))
+  result = fn(*args)
+  if 'jax' in sys.modules:
+    result = sys.modules['jax'].block_until_ready(result)
   return result, time.perf_counter() - start
 
 
-def main(argv):
-  del argv
-  if _DEVICES.value:
-    # Must happen before the backend initialises, i.e. before any jax use.
-    jax.config.update('jax_num_cpu_devices', _DEVICES.value)
-  # Imported here so the script runs as a file (see the __main__ block).
+# ----------------------------------------------------------------------------
+# Runs.
+
+
+def run_jax(host_features, labeled, k, chunk_size, hw):
+  """Times svp_jax.selection's greedy k-centers; returns the result fields."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from svp_jax import selection  # pylint: disable=g-import-not-at-top
   from svp_jax import sharding  # pylint: disable=g-import-not-at-top
 
-  n, d, k = _N.value, _D.value, _K.value
-  chunk = _CHUNK.value or selection.DEFAULT_CHUNK_SIZE
-  rng = np.random.default_rng(_SEED.value)
-  host_features = rng.standard_normal((n, d), dtype=np.float32)
-  labeled = np.zeros(n, bool)
-  labeled[rng.choice(n, int(round(_LABELED.value * n)), replace=False)] = True
+  n = host_features.shape[0]
+  chunk = chunk_size or selection.DEFAULT_CHUNK_SIZE
   mesh = sharding.make_mesh()
-  logging.info('pool %d x %d, %d labeled, k=%d, %d devices, chunk %d', n, d,
-               labeled.sum(), k, mesh.size, chunk)
-
   # The library pads rows to a multiple of the device count; do it here so
   # the timed calls see ready, sharded inputs.
   rows = -(-n // mesh.size) * mesh.size
   pad = rows - n
   features = jax.device_put(
       np.pad(host_features, ((0, pad), (0, 0))),
-      NamedSharding(mesh, P(sharding.DATA_AXIS)))
-  del host_features
+      sharding.data_sharded(mesh))
   labeled_dev = jnp.asarray(np.pad(labeled, (0, pad)))
   valid = jnp.asarray(np.arange(rows) < n)
+  jax.block_until_ready((features, labeled_dev, valid))
 
   def compiled(k_):
     return selection._k_centers_jit.lower(  # pylint: disable=protected-access
@@ -87,31 +104,103 @@ def main(argv):
 
   # k=1, not k=0: with no picks XLA drops the unused initialisation.
   init_exe, _ = timed(compiled, 1)
-  _, init_s = timed(init_exe, features, labeled_dev, valid)
   full_exe, compile_s = timed(compiled, k)
-  (picked, radii), total_s = timed(full_exe, features, labeled_dev, valid)
-  picked, radii = np.asarray(picked), np.asarray(radii)
-
-  result = {
-      'n': n, 'd': d, 'k': k, 'labeled': int(labeled.sum()),
+  with hw.PeakMemory() as memory:
+    # The first execution also starts the runtime's threads: warm up, then
+    # take the median of up to three runs (fewer when one takes seconds, as
+    # with thousands of labeled points in a 2M-point pool).
+    timed(init_exe, features, labeled_dev, valid)
+    init_runs = []
+    while len(init_runs) < 3 and sum(init_runs) < 2.0:
+      init_runs.append(timed(init_exe, features, labeled_dev, valid)[1])
+    init_s = statistics.median(init_runs)
+    (picked, radii), total_s = timed(full_exe, features, labeled_dev, valid)
+  return {
       'devices': mesh.size, 'chunk_size': chunk,
       'platform': jax.devices()[0].platform,
-      'compile_s': round(compile_s, 3),
-      'init_s': round(init_s, 3),
-      'total_s': round(total_s, 3),
-      'per_pick_ms': round(1e3 * (total_s - init_s) / max(k - 1, 1), 3),
-      'init_per_labeled_ms': round(
-          1e3 * init_s / max(int(labeled.sum()), 1), 4),
-      'peak_rss_gib': round(peak_rss_gib(), 3),
+      'compile_s': compile_s, 'init_s': init_s, 'total_s': total_s,
+      'per_pick_ms': 1e3 * (total_s - init_s) / max(k - 1, 1),
+      'memory': memory,
+      'picked': np.asarray(picked), 'radii': np.asarray(radii),
+  }
+
+
+def run_numpy(features, labeled, k, hw):
+  from benchmarks import kcenters_numpy  # pylint: disable=g-import-not-at-top
+  sq_norms = np.einsum('ij,ij->i', features, features)
+  with hw.PeakMemory() as memory:
+    min_d, init_s = timed(kcenters_numpy.numpy_init, features, sq_norms,
+                          labeled)
+    (picked, radii), picks_s = timed(kcenters_numpy.numpy_picks, features,
+                                     sq_norms, min_d, k)
+  return {'devices': 1, 'init_s': init_s, 'total_s': init_s + picks_s,
+          'per_pick_ms': 1e3 * picks_s / max(k, 1),
+          'memory': memory,
+          'picked': picked, 'radii': radii}
+
+
+def run_reference(features, labeled, k, budget, hw):
+  from benchmarks import kcenters_numpy  # pylint: disable=g-import-not-at-top
+  # Imported before the timed phases (a first import takes a second).
+  importlib.import_module('scipy.spatial')
+  with hw.PeakMemory() as memory:
+    (pool, dist, mins), init_s = timed(kcenters_numpy.reference_init,
+                                       features, labeled, budget)
+    (picked, radii), picks_s = timed(kcenters_numpy.reference_picks, features,
+                                     pool, dist, mins, int(labeled.sum()), k)
+  return {'devices': 1, 'init_s': init_s, 'total_s': init_s + picks_s,
+          'per_pick_ms': 1e3 * picks_s / max(k, 1),
+          'memory': memory,
+          'matrix_gib': dist.nbytes / 2**30,
+          'picked': picked, 'radii': radii}
+
+
+def main(argv):
+  del argv
+  # Imported here so the script also runs as a file (see the __main__ block).
+  from benchmarks import hardware as hw  # pylint: disable=g-import-not-at-top
+  from benchmarks import kcenters_numpy  # pylint: disable=g-import-not-at-top
+  if _DEVICES.value:
+    import jax  # pylint: disable=g-import-not-at-top
+    # Must happen before the backend initialises, i.e. before any jax use.
+    jax.config.update('jax_num_cpu_devices', _DEVICES.value)
+
+  n, d, k = _N.value, _D.value, _K.value
+  labeled_count = _LABELED_COUNT.value or int(round(_LABELED.value * n))
+  budget = max(_BUDGET.value, k)
+  features, labeled = kcenters_numpy.make_pool(n, d, labeled_count,
+                                               _SEED.value)
+  logging.info('%s: pool %d x %d, %d labeled, k=%d', _IMPL.value, n, d,
+               labeled_count, k)
+  if _IMPL.value == 'jax':
+    result = run_jax(features, labeled, k, _CHUNK.value, hw)
+  elif _IMPL.value == 'numpy':
+    result = run_numpy(features, labeled, k, hw)
+  else:
+    result = run_reference(features, labeled, k, budget, hw)
+  picked, radii = result.pop('picked'), result.pop('radii')
+  memory = result.pop('memory')
+  result = {
+      'impl': _IMPL.value, 'n': n, 'd': d, 'k': k, 'budget': budget,
+      'labeled': labeled_count,
+      'features_gib': features.nbytes / 2**30,
+      **result,
+      'working_gib': memory.working_gib,
+      'peak_rss_gib': memory.process_peak_gib,
       'distinct': len(set(picked.tolist())) == k,
       'none_labeled': not labeled[picked].any(),
-      'radii_non_increasing': bool(np.all(np.diff(radii) <= 0)),
-      'radius_first_last': [float(radii[0]), float(radii[-1])] if k else [],
+      # Radii of the reference are distances, the others' too (sqrt taken).
+      'radii_non_increasing': bool(np.all(np.diff(radii) <= 1e-5 * (
+          1 + np.abs(radii[1:])))),
+      'first_picks': picked[:8].tolist(),
   }
+  result = {key: round(v, 4) if isinstance(v, float) else v
+            for key, v in result.items()}
   logging.info('result: %s', result)
-  with open(_OUT.value, 'w') as f:
-    json.dump(result, f, indent=2)
-  print(json.dumps(result, indent=2))
+  if _OUT.value:
+    with open(_OUT.value, 'w') as f:
+      json.dump(result, f, indent=2)
+  print(json.dumps(result), flush=True)
 
 
 if __name__ == '__main__':

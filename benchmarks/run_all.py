@@ -1,0 +1,666 @@
+r"""Every benchmark of issue 6 in one command; writes BENCHMARKS.md and JSON.
+
+  bash scripts/bench.sh                 # full run (a quiet machine: ~1 h)
+  bash scripts/bench.sh --quick         # tiny settings: checks the harness
+  bash scripts/bench.sh --parts=throughput --models=preact20
+
+scripts/bench.sh installs requirements-bench.txt (the project's pins plus
+PyTorch) into .venv-bench, sets XLA_FLAGS like scripts/run_default.sh (one
+XLA CPU device per core, up to 8) and runs `python -m benchmarks.run_all`.
+Without PyTorch the PyTorch columns are left empty.
+
+Parts (--parts), in order:
+
+  hardware    fp32 matmul peak and memory bandwidth (benchmarks/hardware.py);
+  throughput  train (batch 128) and eval (batch 512) images/s of each model,
+              JAX and PyTorch timed alternately in this process, the ratio
+              JAX / PyTorch, and GFLOP/s achieved (benchmarks/flops.py);
+  kcenters    greedy k-centers per-pick time against its memory-bandwidth
+              floor, and memory, for the library on 1 and 8 simulated devices,
+              a NumPy incremental version and the reference's distance-matrix
+              pattern: one subprocess per case (benchmarks/kcenters_scale.py);
+  scoring     pool scoring images/s and memory per uncertainty method, in a
+              subprocess (benchmarks/pool_scoring.py);
+  selection   end-to-end data-selection speed-up of finished runs
+              (benchmarks/selection_speedup.py).
+
+Every timed figure is the median over --repeats repetitions after a warm-up;
+ceilings (matmul peak, bandwidth) are the best repetition. --quick makes every
+part tiny (seconds, for tests and CI): its numbers mean nothing.
+"""
+
+import gc
+import json
+import math
+import os
+import pathlib
+import shlex
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from benchmarks import flops
+from benchmarks import hardware
+from benchmarks import selection_speedup
+
+# Above this 1-minute load average per core, the report says the machine was
+# busy (this process alone keeps about one core busy when it starts).
+BUSY_LOAD_PER_CORE = 0.75
+
+PARTS = ('hardware', 'throughput', 'kcenters', 'scoring', 'selection')
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+_MODELS = flags.DEFINE_list('models', 'preact20,preact56,preact110,preact164',
+                            'Models whose throughput is measured.')
+_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed repetitions per figure.')
+_STEPS = flags.DEFINE_integer('steps', 5, 'Train / eval steps per repetition.')
+_QUICK = flags.DEFINE_bool('quick', False, 'Tiny settings for every part '
+                           '(flags given explicitly still win).')
+_PARTS = flags.DEFINE_list('parts', list(PARTS), f'Parts to run, of {PARTS}.')
+_OUT_MD = flags.DEFINE_string('out_md', 'BENCHMARKS.md', 'Markdown report.')
+_OUT_JSON = flags.DEFINE_string('out_json', 'benchmarks/results/all.json',
+                                'All results as JSON.')
+_TRAIN_BATCH = flags.DEFINE_integer('train_batch', 128, 'Training batch size.')
+_EVAL_BATCH = flags.DEFINE_integer('eval_batch', 512, 'Eval batch size.')
+_TORCH_THREADS = flags.DEFINE_integer(
+    'torch_threads', 0, 'PyTorch intra-op threads (0 = os.cpu_count()).')
+_MATMUL_N = flags.DEFINE_integer('matmul_n', 2048, 'Matmul peak: n x n.')
+_BANDWIDTH_MIB = flags.DEFINE_integer('bandwidth_mib', 1024,
+                                      'Bandwidth: array size in MiB.')
+_KC_SIZES = flags.DEFINE_list('kc_sizes', '50000,200000,1000000,2000000',
+                              'k-centers pool sizes.')
+_KC_DIMS = flags.DEFINE_list('kc_dims', '64,256', 'k-centers feature dims.')
+_KC_DEVICES = flags.DEFINE_list('kc_devices', '1,8',
+                                'Simulated CPU devices for the JAX version.')
+_KC_IMPLS = flags.DEFINE_list('kc_impls', 'jax,numpy,reference',
+                              'k-centers implementations.')
+_KC_FRACTIONS = flags.DEFINE_list(
+    'kc_fractions', '0.01,0.1',
+    'Selection budgets as fractions of the pool (the projected times).')
+_KC_LABELED = flags.DEFINE_integer(
+    'kc_labeled', 1000, 'Labeled points at the start (the reference seeds '
+    'core-set k-centers with 1,000).')
+_KC_MAX_PICKS = flags.DEFINE_integer(
+    'kc_max_picks', 200, 'Picks timed per case; a pick costs the same at any '
+    'step, so full budgets are projected from these.')
+_KC_MAX_MATRIX_GIB = flags.DEFINE_float(
+    'kc_max_matrix_gib', 0.0, 'Run the reference pattern only where it needs '
+    'at most this much (0 = half the memory available at start).')
+_SCORE_MODELS = flags.DEFINE_list('score_models', 'preact20',
+                                  'Models scoring the pool.')
+_SCORE_N = flags.DEFINE_integer('score_n', 5000, 'Pool size for scoring.')
+_SCORE_BATCH = flags.DEFINE_integer('score_batch', 512, 'Scoring batch size.')
+_RUN_DIRS = flags.DEFINE_list(
+    'run_dirs', 'workdirs/fashion_mnist_svp_study/*_seed*',
+    'Globs of run directories for the end-to-end speed-up (empty: none).')
+
+QUICK = {
+    'models': ['preact8'], 'repeats': 2, 'steps': 2, 'train_batch': 16,
+    'eval_batch': 32, 'matmul_n': 256, 'bandwidth_mib': 16,
+    'kc_sizes': ['2000'], 'kc_dims': ['8'], 'kc_labeled': 10,
+    'kc_max_picks': 8, 'score_models': ['preact8'], 'score_n': 64,
+    'score_batch': 32,
+}
+
+
+def apply_quick() -> None:
+  """--quick: tiny values for every flag not given on the command line."""
+  for name, value in QUICK.items():
+    if not flags.FLAGS[name].present:
+      flags.FLAGS[name].value = value
+
+
+# ----------------------------------------------------------------------------
+# Timing helpers.
+
+
+def interleaved_seconds(runners: dict[str, Callable[[], Any]],
+                        repeats: int) -> dict[str, list[float]]:
+  """Times each runner `repeats` times, alternating them round by round.
+
+  Side by side in the same minutes, so a change in machine load hits both;
+  the order flips every round so neither always runs first.
+  """
+  for run in runners.values():
+    run()  # Compile / warm up.
+  times = {name: [] for name in runners}
+  names = list(runners)
+  for r in range(repeats):
+    for name in (names if r % 2 == 0 else names[::-1]):
+      start = time.perf_counter()
+      runners[name]()
+      times[name].append(time.perf_counter() - start)
+  return times
+
+
+def _ratio(a, b):
+  return a / b if a is not None and b else None
+
+
+# ----------------------------------------------------------------------------
+# Parts.
+
+
+def measure_hardware(repeats: int) -> dict[str, Any]:
+  logging.info('hardware: matmul %d, bandwidth %d MiB', _MATMUL_N.value,
+               _BANDWIDTH_MIB.value)
+  return {'matmul': hardware.matmul_peak(_MATMUL_N.value, repeats),
+          'bandwidth': hardware.memory_bandwidth(_BANDWIDTH_MIB.value,
+                                                 repeats)}
+
+
+def _torch_module():
+  try:
+    from benchmarks import torch_preact  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  return torch_preact
+
+
+def measure_throughput(peak_gflops: float | None) -> list[dict[str, Any]]:
+  """JAX and PyTorch train / eval images/s per model, timed alternately."""
+  from benchmarks import jax_steps  # pylint: disable=g-import-not-at-top
+  from svp_jax import sharding  # pylint: disable=g-import-not-at-top
+  torch_preact = _torch_module()
+  threads = None
+  if torch_preact is not None:
+    import torch  # pylint: disable=g-import-not-at-top
+    if _TORCH_THREADS.value:
+      torch.set_num_threads(_TORCH_THREADS.value)
+      threads = torch.get_num_threads()
+    else:
+      threads = torch_preact.set_threads()
+  mesh = sharding.make_mesh()
+  steps, repeats = _STEPS.value, _REPEATS.value
+  tb, eb = _TRAIN_BATCH.value, _EVAL_BATCH.value
+  rows = []
+  for name in _MODELS.value:
+    logging.info('throughput: %s', name)
+    runners = {'jax': jax_steps.jax_runners(name, mesh, steps, train_batch=tb,
+                                            eval_batch=eb)}
+    if torch_preact is not None:
+      runners['torch'] = torch_preact.torch_runners(
+          name, steps, train_batch=tb, eval_batch=eb, mean=jax_steps.MEAN,
+          std=jax_steps.STD)
+    forward = flops.forward_flops_per_image(runners['jax']['model'])
+    train_flops = flops.TRAIN_TO_FORWARD * forward
+    row = {'model': name, 'parameters': runners['jax']['parameters'],
+           'jax_devices': mesh.size, 'torch_threads': threads,
+           'train_batch': tb, 'eval_batch': eb, 'steps': steps,
+           'repeats': repeats,
+           'forward_gflop_per_image': forward / 1e9,
+           'train_gflop_per_image': train_flops / 1e9}
+    if 'torch' in runners:
+      row['torch_parameters'] = runners['torch']['parameters']
+    for mode, batch, per_image in (('train', tb, train_flops),
+                                   ('eval', eb, forward)):
+      times = interleaved_seconds(
+          {lib: r[mode] for lib, r in runners.items()}, repeats)
+      for lib in ('jax', 'torch'):
+        ips = (batch * steps / statistics.median(times[lib])
+               if lib in times else None)
+        row[f'{lib}_{mode}_images_per_second'] = ips
+        gflops = ips * per_image / 1e9 if ips else None
+        row[f'{lib}_{mode}_gflops'] = gflops
+        row[f'{lib}_{mode}_fraction_of_peak'] = _ratio(gflops, peak_gflops)
+        row[f'{lib}_{mode}_seconds'] = times.get(lib)
+      row[f'{mode}_ratio_jax_over_torch'] = _ratio(
+          row[f'jax_{mode}_images_per_second'],
+          row[f'torch_{mode}_images_per_second'])
+    logging.info('throughput: %s', {k: v for k, v in row.items()
+                                     if not k.endswith('seconds')})
+    rows.append(row)
+    del runners
+    gc.collect()
+  return rows
+
+
+def _child_env(devices: int) -> dict[str, str]:
+  """This environment with XLA_FLAGS splitting the CPU into `devices`."""
+  from svp_jax import sharding  # pylint: disable=g-import-not-at-top
+  own = [f for f in os.environ.get('XLA_FLAGS', '').split()
+         if not f.startswith(('--xla_force_host_platform_device_count',
+                              '--xla_cpu_collective_call_'))]
+  env = dict(os.environ)
+  env['XLA_FLAGS'] = ' '.join(
+      own + [sharding.simulated_cpu_devices_flags(devices)])
+  return env
+
+
+def _available_gib() -> float:
+  with open('/proc/meminfo') as f:
+    for line in f:
+      if line.startswith('MemAvailable:'):
+        return int(line.split()[1]) / 2**20
+  return 8.0
+
+
+def reference_need_gib(n: int, d: int, s: int, b: int) -> float:
+  """Memory of the reference pattern beyond the features.
+
+  The (s + b) x |pool| float32 matrix, cdist's float64 s x |pool| result for
+  the labeled rows, and the gathered |pool| x d copy made at every pick.
+  """
+  pool = n - s
+  return (4 * (s + b) * pool + 8 * s * pool + 4 * pool * d) / 2**30
+
+
+def kcenters_cases() -> list[dict[str, Any]]:
+  """(impl, n, d, devices, k, budget) cases; the reference where it fits."""
+  fractions = [float(f) for f in _KC_FRACTIONS.value]
+  max_gib = _KC_MAX_MATRIX_GIB.value or _available_gib() / 2
+  cases = []
+  for n in (int(v) for v in _KC_SIZES.value):
+    for d in (int(v) for v in _KC_DIMS.value):
+      labeled = min(_KC_LABELED.value, n // 2)
+      budgets = [max(2, round(f * n)) for f in fractions]
+      k = max(2, min(_KC_MAX_PICKS.value, min(budgets)))
+      common = {'n': n, 'd': d, 'labeled': labeled, 'k': k,
+                'budgets': dict(zip(_KC_FRACTIONS.value, budgets))}
+      for impl in _KC_IMPLS.value:
+        if impl == 'jax':
+          for devices in (int(v) for v in _KC_DEVICES.value):
+            cases.append({'impl': 'jax', 'devices': devices, **common})
+        elif impl == 'numpy':
+          cases.append({'impl': 'numpy', 'devices': 1, **common})
+        elif impl == 'reference':
+          fits = [b for b in budgets
+                  if reference_need_gib(n, d, labeled, b) <= max_gib]
+          need = reference_need_gib(n, d, labeled, min(budgets))
+          case = {'impl': 'reference', 'devices': 1, **common,
+                  'max_gib': max_gib}
+          if fits:
+            case['budget'] = max(fits)
+          else:
+            case['skipped'] = (f'needs {need:.1f} GiB > {max_gib:.1f} GiB '
+                               'even at the smallest budget')
+          cases.append(case)
+        else:
+          raise ValueError(f'unknown k-centers implementation {impl!r}')
+  return cases
+
+
+def measure_kcenters(read_gbs: float) -> list[dict[str, Any]]:
+  """Runs every case in its own process; adds the floor and projections."""
+  rows = []
+  for case in kcenters_cases():
+    logging.info('kcenters: %s', case)
+    row = dict(case)
+    floor_ms = 1e3 * case['n'] * case['d'] * 4 / (read_gbs * 1e9)
+    row['floor_ms'] = floor_ms
+    if 'skipped' in case:
+      rows.append(row)
+      continue
+    args = ['-m', 'benchmarks.kcenters_scale', f'--impl={case["impl"]}',
+            f'--n={case["n"]}', f'--d={case["d"]}',
+            f'--labeled={case["labeled"]}', f'--k={case["k"]}',
+            f'--budget={case.get("budget", case["k"])}']
+    result = hardware.run_json_subprocess(args, env=_child_env(
+        case['devices']), cwd=str(REPO))
+    row.update(result)
+    row['x_floor'] = _ratio(result['per_pick_ms'], floor_ms)
+    # The reference's matrix was sized for case['budget']: larger budgets
+    # would not fit, so they get no projection.
+    largest = case.get('budget', math.inf) if case['impl'] == 'reference' \
+        else math.inf
+    row['projected_s'] = {
+        fraction: (result['init_s'] + budget * result['per_pick_ms'] / 1e3
+                   if budget <= largest else None)
+        for fraction, budget in case['budgets'].items()}
+    rows.append(row)
+  return rows
+
+
+def measure_scoring() -> list[dict[str, Any]]:
+  rows = []
+  for model in _SCORE_MODELS.value:
+    logging.info('scoring: %s', model)
+    rows += hardware.run_json_subprocess(
+        ['-m', 'benchmarks.pool_scoring', f'--model={model}',
+         f'--n={_SCORE_N.value}', f'--batch_size={_SCORE_BATCH.value}',
+         f'--repeats={_REPEATS.value}'], cwd=str(REPO))
+  return rows
+
+
+def measure_selection() -> dict[str, Any]:
+  run_dirs = selection_speedup.expand([p for p in _RUN_DIRS.value if p])
+  runs = selection_speedup.read_runs(run_dirs)
+  rows = selection_speedup.speedups(runs)
+  return {'patterns': _RUN_DIRS.value, 'runs': runs, 'speedups': rows,
+          'summary': selection_speedup.summarize(rows)}
+
+
+# ----------------------------------------------------------------------------
+# Report.
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+  """A table cell: '-' for missing, `digits` significant figures for floats."""
+  if value is None:
+    return '-'
+  if isinstance(value, bool):
+    return 'yes' if value else 'no'
+  if isinstance(value, float):
+    if value == 0 or not math.isfinite(value):
+      return str(value)
+    if abs(value) >= 10 ** digits:
+      return f'{value:,.0f}'
+    return f'{value:.{digits}g}'
+  if isinstance(value, int):
+    return f'{value:,}'
+  return str(value)
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+  lines = ['| ' + ' | '.join(headers) + ' |',
+           '|' + '|'.join('---' for _ in headers) + '|']
+  lines += ['| ' + ' | '.join(fmt(c) for c in row) + ' |' for row in rows]
+  return lines + ['']
+
+
+def command_line(argv: list[str]) -> str:
+  return ' '.join(['bash scripts/bench.sh'] + [shlex.quote(a)
+                                               for a in argv[1:]])
+
+
+def _machine_section(results) -> list[str]:
+  m = results['machine']
+  lines = ['## Machine', '']
+  lines += table(['fact', 'value'], [
+      ['CPU', m['cpu_model']], ['cores', m['cores']],
+      ['memory GiB', m['memory_gib']],
+      ['Python / NumPy', f"{m['python']} / {m['numpy']}"],
+      ['jax / jaxlib / flax', f"{m['jax']} / {m['jaxlib']} / {m['flax']}"],
+      ['torch', m['torch'] or 'not installed'],
+      ['JAX devices', m['jax_devices']],
+      ['XLA_FLAGS', f"`{m['XLA_FLAGS']}`" if m['XLA_FLAGS'] else '(none)'],
+      ['load average at start / end',
+       f"{', '.join(f'{x:.2f}' for x in m['load_average'])} / "
+       f"{', '.join(f'{x:.2f}' for x in results['load_average_end'])}"],
+      ['date (UTC)', m['date_utc']]])
+  return lines
+
+
+def _hardware_section(results) -> list[str]:
+  hw = results.get('hardware')
+  if not hw:
+    return []
+  mm, bw = hw['matmul'], hw['bandwidth']
+  lines = ['## Hardware ceilings', '',
+           f"fp32 matmul {mm['n']}x{mm['n']} (2 n^3 FLOPs, best of "
+           f"{results['settings']['repeats']}), and memory bandwidth over a "
+           f"{bw['mib']} MiB float32 array (best of the same): a jitted JAX "
+           'sum (multi-threaded, reads each byte once, like a k-centers step), '
+           'a NumPy sum (one thread) and a NumPy copy (read + write, 2x the '
+           'bytes). The k-centers floor uses the best read figure.', '']
+  lines += table(['measure', 'value'], [
+      ['NumPy matmul GFLOP/s', mm['numpy_gflops']],
+      ['JAX matmul GFLOP/s', mm['jax_gflops']],
+      ['PyTorch matmul GFLOP/s', mm.get('torch_gflops')],
+      ['JAX sum read GB/s', bw['jax_sum_read_gbs']],
+      ['NumPy sum read GB/s', bw['numpy_sum_read_gbs']],
+      ['NumPy copy GB/s', bw['numpy_copy_gbs']],
+      ['read bandwidth used for floors, GB/s', bw['read_gbs']]])
+  return lines
+
+
+def _throughput_section(results) -> list[str]:
+  rows = results.get('throughput')
+  if not rows:
+    return []
+  s = results['settings']
+  lines = ['## Training and eval throughput: JAX vs PyTorch', '',
+           f"Images/s, median of {s['repeats']} repetitions of {s['steps']} "
+           'steps after a warm-up, JAX (svp_jax.train.train_step / '
+           'predict_step, jitted, '
+           f"{rows[0]['jax_devices']} XLA device(s)) and PyTorch "
+           f"(benchmarks/torch_preact.py, channels_last, "
+           f"{_threads(rows[0]['torch_threads'])}) timed alternately in the "
+           'same process. Train: batch '
+           f"{s['train_batch']}, crop+flip augmentation, SGD momentum 0.9, "
+           f"weight decay 5e-4. Eval: batch {s['eval_batch']}, forward only.",
+           '']
+  lines += table(
+      ['model', 'params', 'JAX train', 'PyTorch train', 'train JAX/PyTorch',
+       'JAX eval', 'PyTorch eval', 'eval JAX/PyTorch'],
+      [[r['model'], r['parameters'], r['jax_train_images_per_second'],
+        r['torch_train_images_per_second'], r['train_ratio_jax_over_torch'],
+        r['jax_eval_images_per_second'], r['torch_eval_images_per_second'],
+        r['eval_ratio_jax_over_torch']] for r in rows])
+  peak = results.get('peak_gflops')
+  lines += ['### Achieved arithmetic', '',
+            'FLOPs counted from the traced model (benchmarks/flops.py): conv '
+            'MACs = N·H_out·W_out·C_out·K_h·K_w·C_in, dense MACs = N·in·out; '
+            'forward = 2·MACs; a training step ≈ 3x forward (forward, input '
+            'gradient, weight gradient). BatchNorm, ReLU and the optimizer '
+            'are not counted. Peak = best measured fp32 matmul GFLOP/s '
+            f"({fmt(peak)}).", '']
+  lines += table(
+      ['model', 'forward GFLOP/img', 'JAX train GFLOP/s', '% peak',
+       'PyTorch train GFLOP/s', '% peak', 'JAX eval GFLOP/s',
+       'PyTorch eval GFLOP/s'],
+      [[r['model'], r['forward_gflop_per_image'], r['jax_train_gflops'],
+        _pct(r['jax_train_fraction_of_peak']), r['torch_train_gflops'],
+        _pct(r['torch_train_fraction_of_peak']), r['jax_eval_gflops'],
+        r['torch_eval_gflops']] for r in rows])
+  return lines
+
+
+def _threads(count):
+  return 'not installed' if count is None else f'{count} threads'
+
+
+def _pct(fraction):
+  return None if fraction is None else f'{100 * fraction:.1f}%'
+
+
+def _kcenters_section(results) -> list[str]:
+  rows = results.get('kcenters')
+  if not rows:
+    return []
+  fractions = list(rows[0]['budgets'])
+  lines = ['## Greedy k-centers', '',
+           'Seeded standard-normal float32 pools, '
+           f"{rows[0]['labeled']:,} labeled points (capped at n/2), "
+           'one subprocess per row. ms/pick: JAX (full - (init + 1 pick)) / '
+           '(k - 1); NumPy and reference picks / k. Floor = n·d·4 bytes / '
+           'the measured read bandwidth (each pick must read every feature '
+           'once). Projected seconds for a budget b = init + b · ms/pick '
+           '(every pick costs the same), since full budgets of 1-10% of 2M '
+           'points would take hours. Working GiB: peak RSS during selection '
+           'above the RSS with the inputs built (what selection adds to the '
+           'features). numpy = incremental NumPy (one BLAS matrix-vector '
+           'product per pick); reference = the SVP reference\'s (s+b) x n '
+           'distance matrix, run only where it fits (see '
+           'run_all.reference_need_gib), projected only up to the budget its '
+           'matrix was sized for.', '']
+  table_rows = []
+  for r in rows:
+    projected = r.get('projected_s') or {}
+    impl = r['impl'] + (f" ({r['devices']} dev)" if r['impl'] == 'jax'
+                        else '')
+    table_rows.append(
+        [r['n'], r['d'], impl, r['k'], r.get('init_s'), r.get('per_pick_ms'),
+         r['floor_ms'], r.get('x_floor')] +
+        [projected.get(f) for f in fractions] +
+        [r.get('features_gib'), r.get('working_gib'), r.get('peak_rss_gib'),
+         r.get('skipped') or _note(r, rows)])
+  lines += table(
+      ['n', 'd', 'impl', 'picks timed', 'init s', 'ms/pick', 'floor ms',
+       'x floor'] + [f'projected s @{100 * float(f):g}%' for f in fractions] +
+      ['features GiB', 'working GiB', 'peak GiB', 'note'], table_rows)
+  return lines
+
+
+def _note(row, rows) -> str:
+  note = _agree(row, rows)
+  if row['impl'] == 'reference':
+    note += (f"; matrix {row['matrix_gib']:.2f} GiB for b={row['budget']:,} "
+             '(pages touched only as rows fill)')
+  return note
+
+
+def _agree(row, rows) -> str:
+  """Whether this case picked the same first points as the JAX 1-device one."""
+  ref = [r for r in rows if r['impl'] == 'jax' and r['n'] == row['n'] and
+         r['d'] == row['d'] and 'first_picks' in r]
+  if not ref or 'first_picks' not in row:
+    return ''
+  k = min(len(ref[0]['first_picks']), len(row['first_picks']))
+  same = ref[0]['first_picks'][:k] == row['first_picks'][:k]
+  return 'same picks' if same else 'PICKS DIFFER'
+
+
+def _scoring_section(results) -> list[str]:
+  rows = results.get('scoring')
+  if not rows:
+    return []
+  lines = ['## Pool scoring', '',
+           'svp_jax.scoring.score_pool over a random uint8 pool (no '
+           'augmentation), one float back per image; images/s median of '
+           f"{results['settings']['repeats']} passes after a warm-up. "
+           'Working GiB: peak RSS during the passes above the RSS before them '
+           '(compare with the n x classes float32 array the host never '
+           'holds).', '']
+  lines += table(
+      ['model', 'method', 'pool', 'batch', 'devices', 'images/s',
+       'working GiB', 'peak GiB', 'scores bytes', 'n x classes bytes'],
+      [[r['model'], r['method'], r['n'], r['batch_size'], r['devices'],
+        r['images_per_second'], r['working_gib'], r['peak_rss_gib'],
+        r['scores_bytes'], r['pool_x_classes_bytes']] for r in rows])
+  return lines
+
+
+def _selection_section(results) -> list[str]:
+  sel = results.get('selection')
+  if sel is None:
+    return []
+  lines = ['## End-to-end data selection', '',
+           'data_selection_seconds from each run\'s summary.json (all '
+           'selector training + scoring + ranking over all rounds, timed by '
+           'the loop). Speed-up = baseline time / group time at the same seed '
+           '(complete runs only). Run directories: '
+           f"{', '.join(f'`{p}`' for p in sel['patterns']) or '(none)'}.", '']
+  if not sel['runs']:
+    return lines + ['No run directories found.', '']
+  lines += table(['run', 'selector', 'target', 'method', 'rounds', 'complete',
+                  'data selection s'],
+                 [[r['run'], r['selector'], r['target'], r['method'],
+                   r['rounds'], r['complete'], r['data_selection_seconds']]
+                  for r in sel['runs']])
+  if sel['speedups']:
+    lines += table(['group', 'seed', 'group s', 'baseline s',
+                    'group / baseline', 'speed-up'],
+                   [[r['group'], r['seed'], r['seconds'],
+                     r['baseline_seconds'], r['time_ratio'], r['speedup']]
+                    for r in sel['speedups']])
+    lines += table(['group', 'seeds', 'median speed-up', 'min', 'max'],
+                   [[g, v['seeds'], v['median_speedup'], v['min_speedup'],
+                     v['max_speedup']] for g, v in sel['summary'].items()])
+  return lines
+
+
+def busy_warning(results: dict[str, Any]) -> str:
+  """A warning when the 1-minute load average says other work was running.
+
+  A figure taken while something else ran is a lower bound, and ratios of
+  two libraries suffer differently (an OpenMP pool with a thread per core
+  loses far more to a stolen core than XLA's pool does).
+  """
+  cores = results['machine']['cores'] or 1
+  loads = [results['machine']['load_average'][0],
+           results['load_average_end'][0]]
+  if max(loads) <= BUSY_LOAD_PER_CORE * cores:
+    return ''
+  return (f'**Warning: the machine was busy (1-minute load average '
+          f'{loads[0]:.1f} at start, {loads[1]:.1f} at end, on {cores} '
+          'cores): the figures below are not reliable.**')
+
+
+def markdown(results: dict[str, Any]) -> str:
+  lines = ['# Benchmarks', '',
+           'Written by `benchmarks/run_all.py`; regenerate with', '',
+           f"    {results['command']}", '',
+           '(scripts/bench.sh = install requirements-bench.txt into '
+           '.venv-bench, set XLA_FLAGS as scripts/run_default.sh does, run '
+           '`python -m benchmarks.run_all` with the same arguments). Ratios '
+           'come from figures measured side by side in the same run. '
+           f"Total time {results['seconds']:.0f} s.", '']
+  if results['settings']['quick']:
+    lines += ['**Quick mode: tiny settings that check the harness; the '
+              'numbers below mean nothing.**', '']
+  busy = busy_warning(results)
+  if busy:
+    lines += [busy, '']
+  for section in (_machine_section, _hardware_section, _throughput_section,
+                  _kcenters_section, _scoring_section, _selection_section):
+    lines += section(results)
+  return '\n'.join(lines).rstrip() + '\n'
+
+
+# ----------------------------------------------------------------------------
+
+
+def run(argv: list[str]) -> dict[str, Any]:
+  """Measures the requested parts; returns every result (and writes them)."""
+  if _QUICK.value:
+    apply_quick()
+  unknown = set(_PARTS.value) - set(PARTS)
+  if unknown:
+    raise app.UsageError(f'unknown --parts {sorted(unknown)}; allowed {PARTS}')
+  start = time.perf_counter()
+  parts = set(_PARTS.value)
+  results: dict[str, Any] = {
+      'command': command_line(argv),
+      'machine': hardware.machine_facts(),
+      'settings': {name: flags.FLAGS[name].value for name in (
+          'quick', 'parts', 'models', 'repeats', 'steps', 'train_batch',
+          'eval_batch', 'torch_threads', 'matmul_n', 'bandwidth_mib',
+          'kc_sizes', 'kc_dims', 'kc_devices', 'kc_impls', 'kc_fractions',
+          'kc_labeled', 'kc_max_picks', 'kc_max_matrix_gib', 'score_models',
+          'score_n', 'score_batch', 'run_dirs')},
+  }
+  if parts & {'hardware', 'throughput', 'kcenters'}:
+    # Ceilings for the other parts, so measured whenever one needs them.
+    results['hardware'] = measure_hardware(_REPEATS.value)
+    mm = results['hardware']['matmul']
+    results['peak_gflops'] = max(
+        v for k, v in mm.items() if k.endswith('_gflops'))
+  if 'throughput' in parts:
+    results['throughput'] = measure_throughput(results['peak_gflops'])
+  if 'kcenters' in parts:
+    results['kcenters'] = measure_kcenters(
+        results['hardware']['bandwidth']['read_gbs'])
+  if 'scoring' in parts:
+    results['scoring'] = measure_scoring()
+  if 'selection' in parts:
+    results['selection'] = measure_selection()
+  results['load_average_end'] = os.getloadavg()
+  results['seconds'] = time.perf_counter() - start
+  write(results)
+  return results
+
+
+def write(results: dict[str, Any]) -> None:
+  text = markdown(results)
+  for path, content in ((_OUT_MD.value, text),
+                        (_OUT_JSON.value, json.dumps(results, indent=2))):
+    if path:
+      os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+      with open(path, 'w') as f:
+        f.write(content)
+  print(text, flush=True)
+
+
+def main(argv):
+  del argv  # absl leaves only positional arguments; the command needs flags.
+  run(sys.argv)
+
+
+if __name__ == '__main__':
+  app.run(main)

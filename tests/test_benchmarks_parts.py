@@ -1,0 +1,51 @@
+"""Benchmark building blocks checked against oracles (no timing asserted)."""
+
+import numpy as np
+import pytest
+
+from benchmarks import flops
+from benchmarks import hardware
+from benchmarks import kcenters_numpy
+from svp_jax import models
+from svp_jax import selection
+
+
+def test_flops_of_preact20_match_a_hand_count():
+  # MACs by hand: the stem, 3 stages (with 1x1 stride-2 projections), dense.
+  macs = 32 * 32 * 16 * 9 * 3  # Stem.
+  macs += 6 * 32 * 32 * 16 * 9 * 16  # Stage 1: 3 blocks x 2 convs.
+  for hw, planes in ((16, 32), (8, 64)):
+    macs += hw * hw * planes * 9 * planes // 2  # First conv, stride 2.
+    macs += hw * hw * planes * planes // 2  # Projection shortcut.
+    macs += 5 * hw * hw * planes * 9 * planes  # The other 5 convs.
+  macs += 64 * 10  # Dense.
+  assert macs == 40_813_184
+  model = models.create_model('preact20', 10)
+  assert flops.forward_flops_per_image(model) == 2 * macs
+  assert flops.train_flops_per_image(model) == 6 * macs
+
+
+@pytest.mark.parametrize('labeled_count', [0, 7])
+def test_numpy_and_reference_k_centers_match_the_library(labeled_count):
+  features, labeled = kcenters_numpy.make_pool(500, 6, labeled_count, seed=3)
+  k = 25
+  expected = np.asarray(selection.greedy_k_centers(features, labeled, k))
+  sq = np.einsum('ij,ij->i', features, features)
+  min_d = kcenters_numpy.numpy_init(features, sq, labeled)
+  picked, radii = kcenters_numpy.numpy_picks(features, sq, min_d, k)
+  np.testing.assert_array_equal(picked, expected)
+  assert np.all(np.diff(radii[1:]) <= 1e-5)
+  pool, dist, mins = kcenters_numpy.reference_init(features, labeled, k)
+  assert dist.shape == (labeled_count + k, 500 - labeled_count)
+  picked, _ = kcenters_numpy.reference_picks(features, pool, dist, mins,
+                                             labeled_count, k)
+  np.testing.assert_array_equal(picked, expected)
+
+
+def test_peak_memory_sees_an_allocation_inside_the_block():
+  with hardware.PeakMemory() as memory:
+    block = np.ones(64 * 2**20 // 4, np.float32)  # 64 MiB, touched.
+    del block
+  if memory.reset_supported:
+    assert memory.working_gib >= 60 / 1024
+  assert memory.process_peak_gib >= memory.working_gib

@@ -1,0 +1,133 @@
+"""benchmarks/run_all.py end to end in --quick mode (tiny settings, ~30 s).
+
+Runs in a subprocess, as scripts/bench.sh does, and checks that BENCHMARKS.md
+and the JSON are written with every table and key. No timing is asserted: the
+numbers of a quick run mean nothing. PyTorch parts run only where torch is
+installed (.venv-bench); elsewhere their cells are empty.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from svp_jax import sharding
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_run(root, name, seconds, complete=True, method='least_confidence'):
+  os.makedirs(root / name)
+  with open(root / name / 'summary.json', 'w') as f:
+    json.dump({'complete': complete, 'data_selection_seconds': seconds,
+               'method': method, 'selector': 'preact8', 'target': 'preact20',
+               'rounds_completed': 3 if complete else 1, 'rounds_total': 3},
+              f)
+
+
+@pytest.fixture(scope='module')
+def quick_run(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp('bench')
+  runs = tmp / 'study'
+  write_run(runs, 'proxy_seed0', 100.0)
+  write_run(runs, 'baseline_seed0', 400.0)
+  write_run(runs, 'proxy_seed1', 50.0)
+  write_run(runs, 'baseline_seed1', 200.0)
+  write_run(runs, 'proxy_seed2', 80.0)
+  write_run(runs, 'baseline_seed2', 90.0, complete=False)  # Still running.
+  write_run(runs, 'random_seed0', 0.5, method='random')
+  os.makedirs(runs / 'no_summary_seed0')
+  env = dict(os.environ, XLA_FLAGS=sharding.simulated_cpu_devices_flags(1))
+  md, out = tmp / 'BENCHMARKS.md', tmp / 'all.json'
+  proc = subprocess.run(
+      [sys.executable, '-m', 'benchmarks.run_all', '--quick',
+       f'--out_md={md}', f'--out_json={out}', f'--run_dirs={runs}/*_seed*'],
+      cwd=REPO, env=env, capture_output=True, text=True, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  with open(out) as f:
+    results = json.load(f)
+  with open(md) as f:
+    text = f.read()
+  return results, text, proc.stdout
+
+
+@pytest.mark.slow
+def test_markdown_has_every_section_and_the_command(quick_run):
+  _, text, stdout = quick_run
+  for heading in ('# Benchmarks', '## Machine', '## Hardware ceilings',
+                  '## Training and eval throughput: JAX vs PyTorch',
+                  '### Achieved arithmetic', '## Greedy k-centers',
+                  '## Pool scoring', '## End-to-end data selection'):
+    assert f'\n{heading}\n' in f'\n{text}', heading
+  assert 'bash scripts/bench.sh --quick' in text
+  assert 'Quick mode' in text
+  assert '| model | params | JAX train | PyTorch train |' in text
+  assert '| preact8 | 77,850 |' in text
+  assert '| n | d | impl | picks timed |' in text
+  assert text in stdout  # The report is also printed.
+
+
+@pytest.mark.slow
+def test_json_has_machine_hardware_and_throughput(quick_run):
+  results, _, _ = quick_run
+  machine = results['machine']
+  assert machine['cores'] == os.cpu_count()
+  assert machine['cpu_model'] and machine['jax']
+  assert results['settings']['quick'] is True
+  hardware = results['hardware']
+  assert hardware['matmul']['jax_gflops'] > 0
+  assert hardware['bandwidth']['read_gbs'] > 0
+  (row,) = results['throughput']
+  assert row['model'] == 'preact8' and row['parameters'] == 77_850
+  assert row['jax_train_images_per_second'] > 0
+  assert row['jax_eval_images_per_second'] > 0
+  assert row['train_gflop_per_image'] == pytest.approx(
+      3 * row['forward_gflop_per_image'])
+  assert len(row['jax_train_seconds']) == results['settings']['repeats']
+  if machine['torch'] is None:
+    assert row['torch_train_images_per_second'] is None
+    assert row['train_ratio_jax_over_torch'] is None
+  else:
+    assert row['torch_parameters'] == row['parameters']
+    assert row['train_ratio_jax_over_torch'] > 0
+
+
+@pytest.mark.slow
+def test_json_kcenters_cases_agree_and_have_floors(quick_run):
+  results, _, _ = quick_run
+  rows = results['kcenters']
+  assert sorted((r['impl'], r['devices']) for r in rows) == [
+      ('jax', 1), ('jax', 8), ('numpy', 1), ('reference', 1)]
+  for r in rows:
+    assert r['distinct'] and r['none_labeled'] and r['radii_non_increasing']
+    assert r['floor_ms'] > 0 and r['per_pick_ms'] is not None
+    assert set(r['projected_s']) == {'0.01', '0.1'}
+    assert r['working_gib'] is not None and r['peak_rss_gib'] > 0
+  # Same seeded pool, same greedy rule: every implementation picks alike.
+  assert len({tuple(r['first_picks']) for r in rows}) == 1
+
+
+@pytest.mark.slow
+def test_json_scoring_returns_one_float_per_image(quick_run):
+  results, _, _ = quick_run
+  rows = results['scoring']
+  assert [r['method'] for r in rows] == ['least_confidence', 'entropy',
+                                         'margin']
+  for r in rows:
+    assert r['images_per_second'] > 0
+    assert r['scores_bytes'] == 4 * r['n']
+
+
+@pytest.mark.slow
+def test_selection_speedups_by_seed(quick_run):
+  selection = quick_run[0]['selection']
+  assert len(selection['runs']) == 7  # The directory without summary: none.
+  rows = {(r['group'], r['seed']): r for r in selection['speedups']}
+  # Seed 2's baseline is incomplete; random trains no selector.
+  assert set(rows) == {('proxy', 0), ('proxy', 1)}
+  assert rows[('proxy', 0)]['speedup'] == pytest.approx(4.0)
+  assert rows[('proxy', 0)]['time_ratio'] == pytest.approx(0.25)
+  assert rows[('proxy', 1)]['speedup'] == pytest.approx(4.0)
+  assert selection['summary']['proxy']['seeds'] == 2
