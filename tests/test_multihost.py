@@ -162,3 +162,23 @@ def test_unreachable_coordinator_fails_quickly(tmp_path):
   assert 'error: could not join the distributed run' in multiprocess.log(
       str(tmp_path), 0)
   assert not (tmp_path / 'run').exists()
+
+
+@pytest.mark.slow
+def test_two_process_coreset_run(fashion_mnist_dir, tmp_path):
+  """The core-set path too: one proxy, subsets agreed by both processes."""
+  workdir = tmp_path / 'coreset'
+  codes = multiprocess.run_main(
+      ['--config=configs/fashion_mnist_coreset.py:kcenters,quick',
+       f'--config.data.data_dir={fashion_mnist_dir}',
+       '--config.data.max_train_examples=400',
+       '--config.data.max_test_examples=200', '--config.data.in_memory=False',
+       '--config.coreset.methods=("forgetting_events", "kcenters")',
+       '--config.coreset.subset_size=100.0',
+       '--config.coreset.kcenters_seeds=10'],
+      str(workdir), 2, str(tmp_path), TIMEOUT)
+  assert codes == [0, 0], multiprocess.log(str(tmp_path), 0)[-3000:]
+  for method in ('forgetting_events', 'kcenters'):
+    kept = np.loadtxt(workdir / method / 'coreset_100.index', dtype=np.int64)
+    assert len(np.unique(kept)) == 100 and kept.max() < 400
+    assert (workdir / method / 'target.csv').exists()
