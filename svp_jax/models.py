@@ -1,8 +1,16 @@
-"""Pre-activation ResNets for CIFAR-sized images (He et al. 2016), in Flax Linen.
+"""ResNets in Flax Linen: pre-activation for CIFAR, standard for ImageNet.
 
-The architectures, initialisation and BatchNorm settings follow the PyTorch SVP
-reference (see ../shared/REFERENCE.md), so parameter counts match it exactly:
-preact20 has 272,282 trainable parameters for 10 classes, preact164 1,703,258.
+The pre-activation ResNets for CIFAR-sized images (He et al. 2016) follow the
+PyTorch SVP reference (see ../shared/REFERENCE.md), so parameter counts match
+it exactly: preact20 has 272,282 trainable parameters for 10 classes,
+preact164 1,703,258.
+
+The ImageNet ResNets are torchvision's resnet18 and resnet50 (v1.5: the
+bottleneck strides in its 3x3 conv, not the first 1x1), with torchvision's
+default initialisation (kaiming-normal fan_out convs, BatchNorm scale 1 and
+bias 0, no zero-init of the last BatchNorm of a block) and a 7x7/2 conv,
+BatchNorm, ReLU, 3x3/2 max-pool stem; 11,689,512 and 25,557,032 trainable
+parameters for 1000 classes.
 
 Every model maps `(images, train, mask)` to `(logits, features)`, where
 `features` is the input of the final linear layer (what greedy k-centers uses).
@@ -133,31 +141,108 @@ class PreActResNet(nn.Module):
     return logits, features
 
 
-# Name -> (block, blocks per stage). preact8 is a tiny variant for tests only.
+def projection_shortcut(x: jax.Array, out_planes: int, stride: int,
+                        train: bool, mask: jax.Array | None) -> jax.Array:
+  """Identity, or 1x1 conv + BN where the shape changes (torchvision).
+
+  Called from inside a compact block, so its layers belong to that block.
+  """
+  if stride == 1 and x.shape[-1] == out_planes:
+    return x
+  return MaskedBatchNorm(train)(conv(out_planes, 1, stride)(x), mask)
+
+
+class BasicBlock(nn.Module):
+  """conv3x3-BN-ReLU-conv3x3-BN plus shortcut, then ReLU (torchvision)."""
+
+  planes: int
+  stride: int
+  train: bool
+  expansion = 1
+
+  @nn.compact
+  def __call__(self, x, mask):
+    out = nn.relu(MaskedBatchNorm(self.train)(
+        conv(self.planes, 3, self.stride)(x), mask))
+    out = MaskedBatchNorm(self.train)(conv(self.planes, 3)(out), mask)
+    return nn.relu(out + projection_shortcut(
+        x, self.planes, self.stride, self.train, mask))
+
+
+class Bottleneck(nn.Module):
+  """ResNet v1.5 bottleneck: conv1x1, conv3x3 (strided), conv1x1 (x4)."""
+
+  planes: int
+  stride: int
+  train: bool
+  expansion = 4
+
+  @nn.compact
+  def __call__(self, x, mask):
+    out_planes = self.planes * self.expansion
+    out = nn.relu(MaskedBatchNorm(self.train)(conv(self.planes, 1)(x), mask))
+    # v1.5: the stride sits on the 3x3 conv, as in torchvision (v1 put it on
+    # the first 1x1, which then skips three quarters of its input).
+    out = nn.relu(MaskedBatchNorm(self.train)(
+        conv(self.planes, 3, self.stride)(out), mask))
+    out = MaskedBatchNorm(self.train)(conv(out_planes, 1)(out), mask)
+    return nn.relu(out + projection_shortcut(
+        x, out_planes, self.stride, self.train, mask))
+
+
+class ResNet(nn.Module):
+  """ImageNet ResNet: 7x7/2 stem, 3x3/2 max-pool, four stages, linear."""
+
+  block: Any
+  blocks_per_stage: Sequence[int]
+  num_classes: int
+  stage_planes: Sequence[int] = (64, 128, 256, 512)
+
+  @nn.compact
+  def __call__(self, images: jax.Array, train: bool,
+               mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    x = conv(self.stage_planes[0], 7, 2)(images)
+    x = nn.relu(MaskedBatchNorm(train)(x, mask))
+    # Flax pads max-pooling with -inf, like PyTorch's MaxPool2d(3, 2, 1).
+    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+    for stage, (planes, num_blocks) in enumerate(
+        zip(self.stage_planes, self.blocks_per_stage)):
+      for i in range(num_blocks):
+        stride = 2 if stage > 0 and i == 0 else 1
+        x = self.block(planes, stride, train)(x, mask)
+    features = jnp.mean(x, axis=(1, 2))
+    logits = TorchDense(self.num_classes)(features)
+    return logits, features
+
+
+# Name -> (network, block, blocks per stage). preact8 is a tiny variant for
+# tests only; resnet18/resnet50 are the ImageNet proxy and target.
 ARCHITECTURES = {
-    'preact8': (PreActBasicBlock, (1, 1, 1)),
-    'preact20': (PreActBasicBlock, (3, 3, 3)),
-    'preact56': (PreActBasicBlock, (9, 9, 9)),
-    'preact110': (PreActBasicBlock, (18, 18, 18)),
-    'preact164': (PreActBottleneck, (18, 18, 18)),
+    'preact8': (PreActResNet, PreActBasicBlock, (1, 1, 1)),
+    'preact20': (PreActResNet, PreActBasicBlock, (3, 3, 3)),
+    'preact56': (PreActResNet, PreActBasicBlock, (9, 9, 9)),
+    'preact110': (PreActResNet, PreActBasicBlock, (18, 18, 18)),
+    'preact164': (PreActResNet, PreActBottleneck, (18, 18, 18)),
+    'resnet18': (ResNet, BasicBlock, (2, 2, 2, 2)),
+    'resnet50': (ResNet, Bottleneck, (3, 4, 6, 3)),
 }
 MODEL_NAMES = tuple(ARCHITECTURES)
 
 
-def create_model(name: str, num_classes: int) -> PreActResNet:
+def create_model(name: str, num_classes: int) -> nn.Module:
   """Returns the model registered under `name` (see MODEL_NAMES)."""
   if name not in ARCHITECTURES:
     raise ValueError(
         f'model.name={name!r} is not a known model; allowed: {MODEL_NAMES}')
-  block, blocks = ARCHITECTURES[name]
-  return PreActResNet(block=block, blocks_per_stage=blocks,
-                      num_classes=num_classes)
+  network, block, blocks = ARCHITECTURES[name]
+  return network(block=block, blocks_per_stage=blocks,
+                 num_classes=num_classes)
 
 
 def feature_dim(name: str) -> int:
   """Width of the penultimate feature vector of model `name`."""
-  block, _ = ARCHITECTURES[name]
-  return PreActResNet.stage_planes[-1] * block.expansion
+  network, block, _ = ARCHITECTURES[name]
+  return network.stage_planes[-1] * block.expansion
 
 
 def count_params(params: Any) -> int:

@@ -1,5 +1,7 @@
 """Architecture facts: exact parameter counts, shapes, init, BatchNorm masking."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +15,8 @@ REFERENCE_PARAMS = {
     ('preact56', 10): 855_578, ('preact56', 100): 861_428,
     ('preact110', 10): 1_730_522, ('preact110', 100): 1_736_372,
     ('preact164', 10): 1_703_258, ('preact164', 100): 1_726_388,
+    # torchvision's resnet18 and resnet50 (v1.5).
+    ('resnet18', 1000): 11_689_512, ('resnet50', 1000): 25_557_032,
 }
 
 
@@ -63,6 +67,117 @@ def test_init_matches_pytorch_defaults():
   bn = params['MaskedBatchNorm_0']['BatchNorm_0']
   np.testing.assert_array_equal(bn['scale'], 1.0)
   np.testing.assert_array_equal(bn['bias'], 0.0)
+
+
+@functools.cache
+def imagenet_model_and_variables(name):
+  """A 1000-class ImageNet ResNet and real initial variables, shared by tests.
+
+  Compiling the init of an ImageNet ResNet takes seconds on CPU, so do it once.
+  """
+  model = models.create_model(name, 1000)
+  init = jax.jit(model.init, static_argnames='train')
+  return model, init(jax.random.key(6), jnp.zeros((1, 64, 64, 3)),
+                     train=False)
+
+
+def test_imagenet_resnets_init_like_torchvision():
+  _, variables = imagenet_model_and_variables('resnet18')
+  params = variables['params']
+  stem = params['Conv_0']['kernel']
+  assert stem.shape == (7, 7, 3, 64)
+  assert np.std(stem) == pytest.approx(np.sqrt(2 / (49 * 64)), rel=0.05)
+  # zero_init_residual=False: every BatchNorm, the last of each block
+  # included, starts at scale 1 and bias 0.
+  bns = {jax.tree_util.keystr(path): leaf for path, leaf in
+         jax.tree_util.tree_leaves_with_path(params)
+         if 'BatchNorm' in jax.tree_util.keystr(path)}
+  assert len(bns) == 2 * (1 + 2 * 8 + 3)  # Stem, 8 blocks, 3 projections.
+  for path, leaf in bns.items():
+    np.testing.assert_array_equal(leaf, 1.0 if "'scale'" in path else 0.0)
+  dense = params['TorchDense_0']['Dense_0']
+  assert dense['kernel'].shape == (512, 1000)
+  bound = 1 / np.sqrt(512)
+  assert bound * 0.9 < np.abs(dense['kernel']).max() <= bound
+  assert 0 < np.abs(dense['bias']).max() <= bound
+
+
+def test_imagenet_stem_and_v1_5_strides():
+  """64x64 -> 32 (7x7/2 conv) -> 16 (3x3/2 max-pool, padding 1); stage 2
+  of resnet50 strides in the bottleneck's 3x3 conv and its shortcut."""
+  model = models.create_model('resnet50', 10)
+  x = jnp.zeros((1, 64, 64, 3))
+  variables = abstract_variables(model, x.shape)
+  _, state = jax.eval_shape(
+      lambda v: model.apply(v, x, train=False,
+                            capture_intermediates=True), variables)
+  inter = state['intermediates']
+  assert inter['Conv_0']['__call__'][0].shape == (1, 32, 32, 64)
+  first = inter['Bottleneck_0']
+  assert first['Conv_0']['__call__'][0].shape == (1, 16, 16, 64)
+  assert first['__call__'][0].shape == (1, 16, 16, 256)
+  down = inter['Bottleneck_3']  # First block of the second stage.
+  assert down['Conv_0']['__call__'][0].shape == (1, 16, 16, 128)  # 1x1.
+  assert down['Conv_1']['__call__'][0].shape == (1, 8, 8, 128)  # 3x3/2.
+  assert down['Conv_2']['__call__'][0].shape == (1, 8, 8, 512)
+  assert down['Conv_3']['__call__'][0].shape == (1, 8, 8, 512)  # Shortcut.
+  assert variables['params']['Bottleneck_3']['Conv_1']['kernel'].shape == (
+      3, 3, 128, 128)
+
+
+def masked_loss_and_grads(model, variables, images, labels, mask):
+  """Mean cross-entropy over the real rows; returns (logits, features, new
+  batch stats) and the parameter gradients."""
+
+  def loss_fn(params):
+    (logits, features), state = model.apply(
+        {**variables, 'params': params}, images, train=True, mask=mask,
+        mutable=['batch_stats'])
+    weights = jnp.ones(len(images)) if mask is None else mask
+    losses = -jnp.take_along_axis(jax.nn.log_softmax(logits),
+                                  labels[:, None], axis=1)[:, 0]
+    loss = jnp.sum(weights * losses) / jnp.sum(weights)
+    return loss, (logits, features, state['batch_stats'])
+
+  return jax.grad(loss_fn, has_aux=True)(variables['params'])
+
+
+@pytest.mark.parametrize('name', [
+    'resnet18', pytest.param('resnet50', marks=pytest.mark.slow)])
+def test_imagenet_resnet_train_step_ignores_padding(name):
+  """Forward and backward at 64x64: shapes, feature width, and a padded batch
+  gives the same outputs, batch statistics and gradients as the real rows.
+
+  In float64: with 3 real rows, BatchNorm over 2x2 maps in the last stage is
+  so ill-conditioned that float32 rounding alone moves resnet50's gradients by
+  about 1%; in float64 the two agree to ~1e-11, so padding really has no effect.
+  """
+  model, variables = imagenet_model_and_variables(name)
+  step = jax.jit(masked_loss_and_grads, static_argnums=0)
+  with jax.enable_x64(True):
+    x = jax.random.normal(jax.random.key(5), (3, 64, 64, 3), jnp.float64)
+    labels = jnp.array([1, 4, 999])
+    variables = jax.tree.map(lambda v: v.astype(jnp.float64), variables)
+    padded = jnp.concatenate([x, 100 * jnp.ones((2, 64, 64, 3))])
+    padded_labels = jnp.concatenate([labels, jnp.zeros(2, labels.dtype)])
+    mask = jnp.array([1, 1, 1, 0, 0], jnp.float64)
+    # To NumPy inside the context: float64 JAX arrays outside it warn.
+    grads, (logits, features, stats) = jax.device_get(
+        step(model, variables, x, labels, None))
+    padded_grads, (padded_logits, padded_features, padded_stats) = (
+        jax.device_get(step(model, variables, padded, padded_labels, mask)))
+  assert padded_logits.shape == (5, 1000)
+  assert padded_features.shape == (5, models.feature_dim(name))
+  assert padded_features.dtype == np.float64
+  close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+  close(padded_logits[:3], logits)
+  close(padded_features[:3], features)
+  jax.tree.map(close, padded_stats, stats)
+  assert jax.tree.structure(padded_grads) == jax.tree.structure(
+      variables['params'])
+  assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(padded_grads))
+  assert all(np.any(g != 0) for g in jax.tree.leaves(padded_grads))
+  jax.tree.map(close, padded_grads, grads)
 
 
 def test_masked_batchnorm_ignores_padding():
