@@ -20,7 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-# Name -> (bottleneck?, blocks per stage), as svp_jax.models.ARCHITECTURES.
+# Name -> (bottleneck?, blocks per stage): the preact entries of
+# svp_jax.models.ARCHITECTURES.
 ARCHITECTURES = {
     'preact8': (False, (1, 1, 1)),
     'preact20': (False, (3, 3, 3)),
