@@ -46,6 +46,9 @@ runs=()
 for seed in "${seeds[@]}"; do runs+=("$root/all_seed$seed"); done
 runs+=("$root/full_seed0")
 .venv/bin/python -m svp_jax.report "${runs[@]}" --out="$out"
+# How balanced each method's subset is across the classes.
+.venv/bin/python scripts/coreset_class_balance.py "$root"/all_seed* \
+  > "$out/class_balance.md"
 # The raw per-run files next to the report: the small JSON/CSV ones (no
 # checkpoints, no index files), keeping each method's folder.
 for dir in "${runs[@]}"; do
