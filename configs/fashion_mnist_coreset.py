@@ -10,10 +10,10 @@ trains on each subset for 5 epochs (the recipe of fashion_mnist_resnet20.py)
 and is tested on the 10,000 test images. METHOD: forgetting_events (default),
 least_confidence, entropy, margin, kcenters or random; `all` ranks by all six
 from the one proxy. Results per method in <workdir>/<method>/, the comparison
-in <workdir>/summary.md. Expected time on a 2-core CPU, estimated from the
-throughputs in README ("Measured"), not yet measured for this config: the
-proxy about 2 min (once), scoring about 15 s per method, each target about
-1.5 min; `all` about 15 min. scripts/study_fashion_mnist_coreset.sh runs
+in <workdir>/summary.md. Measured on a 2-core CPU shared with other jobs
+(docs/results/fashion_mnist_coreset_study): the proxy 3-6 min (once),
+scoring + ranking 23-38 s per method, each target about 2.5 min; `all`
+about 23 min. scripts/study_fashion_mnist_coreset.sh runs
 `all` for 3 seeds plus the full-data target (fashion_mnist_resnet20.py, the
 same recipe on all 60,000 images) and writes the report.
 `quick`: a CPU plumbing run (2,000-image pool, keep 500, 1 epoch each).
