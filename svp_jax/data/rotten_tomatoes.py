@@ -28,6 +28,7 @@ import os
 
 from absl import app
 from absl import flags
+from absl import logging
 import numpy as np
 
 from svp_jax.data import zhang_csv
@@ -104,7 +105,7 @@ def main(argv):
   values = flags.FLAGS
   folder = write_rotten_tomatoes_csv(
       values.out_dir, test_fraction=values.test_fraction, seed=values.seed)
-  print(f'Wrote {folder}/train.csv and test.csv')
+  logging.info('Wrote %s/train.csv and test.csv', folder)
 
 
 if __name__ == '__main__':
