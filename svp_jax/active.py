@@ -28,7 +28,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from svp_jax import data
-from svp_jax import models
+from svp_jax import inputs
 from svp_jax import results
 from svp_jax import scoring
 from svp_jax import selection
@@ -55,9 +55,9 @@ class RoundState:
   history: tuple[dict[str, Any], ...]  # One record per completed round.
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Learner:
-  """A model and its full training recipe (selector or target)."""
+  """A model, its full training recipe and its inputs (selector or target)."""
 
   name: str
   model: Any
@@ -65,13 +65,17 @@ class Learner:
   batch_size: int
   eval_batch_size: int
   lr_schedule: tuple[tuple[int, float], ...]
+  # The pool and test examples as this model reads them (svp_jax.inputs):
+  # the loaded arrays themselves for images, an encoding for text.
+  pool_inputs: Any = None
+  test_inputs: Any = None
 
 
 @dataclasses.dataclass
 class Experiment:
   """What stays fixed during a run (plus a memo of the last target model)."""
 
-  pool: tuple[np.ndarray, np.ndarray]
+  pool: tuple[np.ndarray, np.ndarray]  # As loaded: (examples, labels).
   test: tuple[np.ndarray, np.ndarray]
   selector: Learner
   target: Learner
@@ -130,13 +134,15 @@ def fit(exp: Experiment, learner: Learner, indices: np.ndarray, key,
   """Trains `learner` from scratch on `indices`; returns state and CSV row."""
   start = time.perf_counter()
   result = train.train_model(
-      key, learner.model, learner.cfg, *exp.pool, indices,
+      key, learner.model, learner.cfg, learner.pool_inputs, exp.pool[1],
+      indices,
       batch_size=learner.batch_size, lr_schedule=learner.lr_schedule,
       mesh=exp.mesh, log_prefix=f'{role} {learner.name} n={len(indices)}')
   state, history = result.state, result.history
   train_time = time.perf_counter() - start
   start = time.perf_counter()
-  test = train.evaluate(state, learner.model, learner.cfg, *exp.test,
+  test = train.evaluate(state, learner.model, learner.cfg,
+                        learner.test_inputs, exp.test[1],
                         learner.eval_batch_size, exp.mesh)
   row = {'nexamples': len(indices),
          'train_accuracy': history[-1]['train_accuracy'],
@@ -180,7 +186,8 @@ def select(exp: Experiment, state: RoundState, k: int
   start = time.perf_counter()
   kind = 'features' if exp.method == 'kcenters' else exp.method
   scores = scoring.score_pool(
-      model_state, exp.selector.model, exp.selector.cfg, exp.pool[0],
+      model_state, exp.selector.model, exp.selector.cfg,
+      exp.selector.pool_inputs,
       method=kind, batch_size=exp.selector.eval_batch_size, mesh=exp.mesh)
   scoring_seconds = time.perf_counter() - start
   if exp.compare_with_target:
@@ -211,7 +218,7 @@ def save_agreement(exp: Experiment, state: RoundState, indices: np.ndarray,
                           train_key(state.key, len(indices)),
                           'target (for agreement)')
   target_scores = scoring.score_pool(
-      target_state, exp.target.model, exp.target.cfg, exp.pool[0],
+      target_state, exp.target.model, exp.target.cfg, exp.target.pool_inputs,
       method=exp.method, batch_size=exp.target.eval_batch_size, mesh=exp.mesh)
   if results.is_writer():
     folder = os.path.join(exp.workdir, 'agreement')
@@ -394,14 +401,28 @@ def claim_workdir(workdir: str, config: ml_collections.ConfigDict):
 # Building and running an experiment.
 
 
-def make_learner(section, info: data.DatasetInfo) -> Learner:
+def make_learners(config: ml_collections.ConfigDict, roles: Sequence[str],
+                  info: data.DatasetInfo, pool: np.ndarray, test: np.ndarray
+                  ) -> list[Learner]:
+  """The learners of `config[role]` for each role, their inputs encoded."""
+  sections = [config[role].model for role in roles]
+  return [make_learner(config[role], info, pool_inputs, test_inputs)
+          for role, pool_inputs, test_inputs in zip(
+              roles, inputs.encode_each(sections, info, pool),
+              inputs.encode_each(sections, info, test))]
+
+
+def make_learner(section, info: data.DatasetInfo, pool_inputs: Any,
+                 test_inputs: Any) -> Learner:
+  """The selector or target of `section`; inputs as `inputs.encode` makes."""
   tc = section.train
   return Learner(
       name=section.model.name,
-      model=models.create_model(section.model.name, info.num_classes),
+      model=inputs.create_model(section.model, info),
       cfg=train.step_config(tc, info),
       batch_size=tc.batch_size, eval_batch_size=tc.eval_batch_size,
-      lr_schedule=tuple((int(e), float(lr)) for e, lr in tc.lr_schedule))
+      lr_schedule=tuple((int(e), float(lr)) for e, lr in tc.lr_schedule),
+      pool_inputs=pool_inputs, test_inputs=test_inputs)
 
 
 # Settings that change how a model is evaluated, not the model trained.
@@ -442,9 +463,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   # Random selection trains no selector, so there is nothing to reuse.
   same = (same_training(config.selector, config.target)
           and config.selection.method != 'random')
+  selector, target = make_learners(config, ('selector', 'target'), info,
+                                   pool[0], test[0])
   exp = Experiment(
-      pool=pool, test=test, selector=make_learner(config.selector, info),
-      target=make_learner(config.target, info),
+      pool=pool, test=test, selector=selector, target=target,
       method=config.selection.method, schedule=schedule,
       target_sizes=target_sizes, mesh=sharding.make_mesh(), workdir=workdir,
       same_models=same,

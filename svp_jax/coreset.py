@@ -78,13 +78,15 @@ def train_proxy(exp: active.Experiment, key: jax.Array,
   start = time.perf_counter()
   result = train.train_model(
       active.train_key(np.asarray(jax.random.key_data(key)), pool_size),
-      learner.model, learner.cfg, *exp.pool, np.arange(pool_size),
+      learner.model, learner.cfg, learner.pool_inputs, exp.pool[1],
+      np.arange(pool_size),
       batch_size=learner.batch_size, lr_schedule=learner.lr_schedule,
       mesh=exp.mesh, log_prefix=f'proxy {learner.name}',
       track_forgetting=track_forgetting)
   train_time = time.perf_counter() - start
   start = time.perf_counter()
-  test = train.evaluate(result.state, learner.model, learner.cfg, *exp.test,
+  test = train.evaluate(result.state, learner.model, learner.cfg,
+                        learner.test_inputs, exp.test[1],
                         learner.eval_batch_size, exp.mesh)
   row = {'nexamples': pool_size,
          'train_accuracy': result.history[-1]['train_accuracy'],
@@ -104,7 +106,7 @@ def proxy_scores(exp: active.Experiment, proxy: Proxy,
     return train.forgetting_scores(proxy.forgetting)
   learner = exp.selector
   return scoring.score_pool(
-      proxy.state, learner.model, learner.cfg, exp.pool[0],
+      proxy.state, learner.model, learner.cfg, learner.pool_inputs,
       method='features' if method == 'kcenters' else method,
       batch_size=learner.eval_batch_size, mesh=exp.mesh)
 
@@ -339,11 +341,12 @@ def make_experiment(config, workdir: str) -> active.Experiment:
                                     config.data.max_train_examples)
   test = data.load_configured_split(config.data, info.test_split,
                                     config.data.max_test_examples)
-  selector = (active.make_learner(config.selector, info)
-              if 'selector' in config else None)
+  roles = ('selector', 'target') if 'selector' in config else ('target',)
+  learners = dict(zip(roles, active.make_learners(config, roles, info,
+                                                  pool[0], test[0])))
   return active.Experiment(
-      pool=pool, test=test, selector=selector,
-      target=active.make_learner(config.target, info),
+      pool=pool, test=test, selector=learners.get('selector'),
+      target=learners['target'],
       method=config.mode,
       schedule=(), target_sizes=frozenset(), mesh=sharding.make_mesh(),
       workdir=workdir)

@@ -12,6 +12,7 @@ import numpy as np
 from svp_jax import active
 from svp_jax import coreset
 from svp_jax import data
+from svp_jax import inputs
 from svp_jax import models
 from svp_jax import results
 from svp_jax import sharding
@@ -33,9 +34,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       config.data, info.train_split, config.data.max_train_examples)
   test_data = data.load_configured_split(config.data, info.test_split,
                                          config.data.max_test_examples)
+  train_images = inputs.encode(config.model, info, train_images)
+  test_data = (inputs.encode(config.model, info, test_data[0]), test_data[1])
   mesh = sharding.make_mesh()
-  model = models.create_model(config.model.name, info.num_classes)
-  logging.info('Training %s on %d %s images (%d test) over %d device(s).',
+  model = inputs.create_model(config.model, info)
+  logging.info('Training %s on %d %s examples (%d test) over %d device(s).',
                config.model.name, len(train_labels), config.data.name,
                len(test_data[1]), mesh.size)
 

@@ -301,11 +301,9 @@ class FastText(nn.Module):
     return features @ head, features
 
 
-@functools.partial(jax.jit, donate_argnums=0)
-def fasttext_train_step(params: dict[str, jax.Array], ids: jax.Array,
-                        labels: jax.Array, weights: jax.Array,
-                        lr: jax.Array) -> tuple[dict[str, jax.Array],
-                                                dict[str, jax.Array]]:
+def fasttext_update(params: dict[str, jax.Array], ids: jax.Array,
+                    labels: jax.Array, weights: jax.Array, lr: jax.Array
+                    ) -> tuple[dict[str, jax.Array], jax.Array, jax.Array]:
   """One SGD step of `FastText`, touching only the table rows in `ids`.
 
   The loss is the *sum* of the weighted examples' cross-entropies, so each
@@ -315,12 +313,12 @@ def fasttext_train_step(params: dict[str, jax.Array], ids: jax.Array,
   padding rows of a last partial batch.
 
   The table's gradient is computed only for the gathered rows and added back
-  with a scatter (repeated ids accumulate, as in the dense gradient).
-  `params` is donated, so XLA updates the table in place: a step costs
+  with a scatter (repeated ids accumulate, as in the dense gradient). Under a
+  jit that donates `params`, XLA updates the table in place: a step costs
   O(batch x ids x dim), independent of the number of buckets.
 
   Returns:
-    new params and {'train/loss': mean loss, 'train/accuracy'} of the batch.
+    new params, the batch's logits and its per-example losses (unweighted).
   """
   safe_ids = jnp.maximum(ids, 0)  # Padding (-1) gets zero gradient below.
   rows = jnp.take(params['embedding'], safe_ids, axis=0)
@@ -328,17 +326,32 @@ def fasttext_train_step(params: dict[str, jax.Array], ids: jax.Array,
   def loss_fn(rows, head):
     logits = _embedding_bag(rows, ids) @ head
     losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-    return jnp.sum(losses * weights), logits
+    return jnp.sum(losses * weights), (logits, losses)
 
-  (loss, logits), (row_grads, head_grad) = jax.value_and_grad(
+  (_, (logits, losses)), (row_grads, head_grad) = jax.value_and_grad(
       loss_fn, argnums=(0, 1), has_aux=True)(rows, params['head'])
   new_params = {
       'embedding': params['embedding'].at[safe_ids].add(-lr * row_grads),
       'head': params['head'] - lr * head_grad,
   }
+  return new_params, logits, losses
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def fasttext_train_step(params: dict[str, jax.Array], ids: jax.Array,
+                        labels: jax.Array, weights: jax.Array,
+                        lr: jax.Array) -> tuple[dict[str, jax.Array],
+                                                dict[str, jax.Array]]:
+  """`fasttext_update`, jitted with `params` donated (updated in place).
+
+  Returns:
+    new params and {'train/loss': mean loss, 'train/accuracy'} of the batch.
+  """
+  new_params, logits, losses = fasttext_update(params, ids, labels, weights,
+                                               lr)
   total = jnp.maximum(weights.sum(), 1.0)
   correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
-  metrics = {'train/loss': loss / total,
+  metrics = {'train/loss': jnp.sum(losses * weights) / total,
              'train/accuracy': jnp.sum(correct * weights) / total}
   return new_params, metrics
 
@@ -354,9 +367,10 @@ def train_fasttext(ids: np.ndarray, labels: np.ndarray, num_classes: int, *,
                    seed: int = 0) -> dict[str, jax.Array]:
   """Trains `FastText` from scratch with the reference's hyperparameters.
 
-  A plain host loop for quick evidence and benchmarks (not yet the project's
-  training loop): a fresh permutation each epoch, the last partial batch
-  padded with zero-weight rows so the step compiles once.
+  A plain one-device host loop for benchmarks and quick checks; the jobs
+  train fastText through `svp_jax.train` with the same update. A fresh
+  permutation each epoch, the last partial batch padded with zero-weight rows
+  so the step compiles once.
   """
   model = FastText(num_classes, num_buckets, dim)
   root = jax.random.key(seed)

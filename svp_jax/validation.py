@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from svp_jax import data
-from svp_jax import models
+from svp_jax import inputs
 from svp_jax import selection
 
 MODES = ('train', 'active', 'coreset', 'precomputed')
@@ -77,8 +77,7 @@ def validate_train_config(config):
   check_choice('mode', config.mode, MODES)
   check_int('seed', config.seed, 0)
   check_data(config.data)
-  check_choice('model.name', config.model.name, models.MODEL_NAMES)
-  check_train(config.train)
+  check_model(config, '')
 
 
 def check_sizes(key: str, values: Any):
@@ -87,9 +86,38 @@ def check_sizes(key: str, values: Any):
 
 
 def check_learner(config, role: str):
-  check_choice(f'{role}.model.name', config[role].model.name,
-               models.MODEL_NAMES)
-  check_train(config[role].train, f'{role}.train')
+  check_model(config[role], f'{role}.', config.data.name)
+
+
+def check_model(section, prefix: str, dataset: str | None = None):
+  """A `model` and its `train` recipe, for the dataset they will see.
+
+  `section` holds both (the config itself, or its selector/target section);
+  `dataset` defaults to section.data.name. Call after check_data.
+  """
+  info = data.dataset_info(dataset or section.data.name)
+  name = section.model.name
+  check_choice(f'{prefix}model.name', name, inputs.model_names(info))
+  check_train(section.train, f'{prefix}train')
+  if info.modality != 'text':
+    return
+  if section.train.augment:
+    _fail(f'{prefix}train.augment', section.train.augment,
+          f'{info.name} is text, which has no augmentation: expected False')
+  if name == 'fasttext':
+    # The fastText step (train._sparse_sgd_step) is plain SGD, as the
+    # reference's fastText program; these recipe settings cannot apply.
+    for key in ('momentum', 'weight_decay', 'label_smoothing'):
+      if section.train[key]:
+        _fail(f'{prefix}train.{key}', section.train[key],
+              'fastText trains by plain SGD: expected 0')
+    check_int(f'{prefix}model.num_buckets',
+              section.model.get('num_buckets', 1), 1)
+    check_int(f'{prefix}model.max_ids', section.model.get('max_ids', 0), 0)
+  else:
+    check_int(f'{prefix}model.document_length',
+              section.model.get('document_length', inputs.MIN_DOCUMENT_LENGTH),
+              inputs.MIN_DOCUMENT_LENGTH)
 
 
 def validate_active_config(config):

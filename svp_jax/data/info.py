@@ -2,17 +2,22 @@
 
 import dataclasses
 
+from svp_jax.data import zhang_csv
+
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
   """What models, training and selection need to know about a dataset."""
   name: str  # TFDS name, as in `config.data.name`.
   num_classes: int
-  image_shape: tuple[int, int, int]  # (H, W, C)
+  image_shape: tuple[int, ...]  # (H, W, C); () for text.
   mean: tuple[float, ...]  # Per channel, on the [0, 1] pixel scale.
   std: tuple[float, ...]
   train_split: str
   test_split: str
+  # 'image' (arrays fed as they are) or 'text' (documents, encoded for each
+  # model by svp_jax.inputs).
+  modality: str = 'image'
 
 
 _INFOS = {
@@ -32,6 +37,18 @@ _INFOS = {
         mean=(0.2860,), std=(0.3530,),
         train_split='train', test_split='test'),
 }
+
+
+def _text_info(name: str, num_classes: int) -> DatasetInfo:
+  return DatasetInfo(name=name, num_classes=num_classes, image_shape=(),
+                     mean=(), std=(), train_split='train', test_split='test',
+                     modality='text')
+
+
+# Zhang et al.'s review CSVs through our amazon_reviews builder
+# (svp_jax.data.text); Rotten Tomatoes is the offline stand-in (DATA.md).
+_INFOS.update({d.name: _text_info(d.name, d.num_classes)
+               for d in zhang_csv.DATASETS.values()})
 
 SUPPORTED_DATASETS: tuple[str, ...] = tuple(_INFOS)
 

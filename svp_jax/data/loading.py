@@ -38,6 +38,7 @@ import numpy as np
 
 from svp_jax.data import idx
 from svp_jax.data import info as info_lib
+from svp_jax.data import text
 from svp_jax.data.errors import DataError
 
 # Debian's dataset-fashion-mnist package installs the IDX files here.
@@ -349,9 +350,17 @@ def load_configured_split(data_config: Any, split: str,
   """`load_split` driven by a config's `data` section.
 
   '' in data_dir / manual_dir means the default place; `limit` > 0 keeps the
-  first `limit` examples (for quick runs).
+  first `limit` examples (for quick runs). Text datasets come back as an
+  object array of documents (title + ' ' + body), which `svp_jax.inputs`
+  encodes for each model.
   """
   def read():
+    if data_config.name in text.TEXT_DATASETS:
+      split_data = text.load_text_split(
+          data_config.name, split, data_dir=data_config.data_dir or None,
+          manual_dir=data_config.manual_dir or None)
+      return (np.array(text.documents(split_data), dtype=object),
+              split_data.labels)
     return load_split(
         data_config.name, split, data_dir=data_config.data_dir or None,
         manual_dir=data_config.manual_dir or None,
