@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from benchmarks import cost_model
 from benchmarks import flops
 from benchmarks import hardware
 from benchmarks import kcenters_numpy
@@ -49,3 +50,21 @@ def test_peak_memory_sees_an_allocation_inside_the_block():
   if memory.reset_supported:
     assert memory.working_gib >= 60 / 1024
   assert memory.process_peak_gib >= memory.working_gib
+
+
+def test_cost_model_reproduces_its_calibration_and_counts_kcenters_reads():
+  cifar = cost_model.datasets()[0]
+  baseline = cifar.selectors[0]
+  paper_gpu = cost_model.DEVICES[0]
+  # Calibrated on "ResNet164: 181 epochs of 50,000 images in 4 h", so one
+  # round training on 50,000 labels takes 4 h.
+  one_round = cost_model.Dataset('x', 100_000, (50_000, 1), (baseline,))
+  seconds = cost_model.selection_seconds(one_round, baseline, paper_gpu, 1,
+                                         kcenters=True)
+  assert seconds['train'] == pytest.approx(4 * 3600)
+  assert seconds['rank'] == pytest.approx(100_000 * 256 * 4 / 900e9)
+  # Training on 1,000 + 5,000 + 10,000 + 15,000 + 20,000 labels over the
+  # paper's five rounds: 51/50 of a full run.
+  five = cost_model.selection_seconds(cifar, baseline, paper_gpu, 5, False)
+  assert five['train'] == pytest.approx(4 * 3600 * 51_000 / 50_000)
+  assert '| ImageNet | ResNet18 (proxy) |' in cost_model.report()
