@@ -193,12 +193,12 @@ CORESET_METHODS = ('random', 'least_confidence', 'entropy', 'margin',
                    'forgetting_events', 'kcenters')
 
 
-def parse_coreset_arg(arg):
-  """'[METHOD|all][,quick]' -> (methods, quick); default forgetting events.
+def parse_coreset_arg(arg, default='forgetting_events'):
+  """'[METHOD|all][,quick]' -> (methods, quick); METHOD defaults to `default`.
 
   `all` compares every method of CORESET_METHODS in one run.
   """
-  name, quick = parse_arg(arg, CORESET_METHODS + ('all',), 'forgetting_events')
+  name, quick = parse_arg(arg, CORESET_METHODS + ('all',), default)
   return (CORESET_METHODS if name == 'all' else (name,)), quick
 
 
@@ -297,11 +297,87 @@ def make_text_active_quick(config):
   config.selection.initial_subset = 200.0
   config.selection.rounds = (200.0, 200.0)
   for role in ('selector', 'target'):
-    section = config[role]
-    section.train.lr_schedule = ((1, section.train.lr_schedule[0][1]),)
-    if section.model.name == 'fasttext':
-      section.model.num_buckets = 100_000
-    else:
+    shrink_text_section(config[role], epochs=1)
+  return config
+
+
+def shrink_text_section(section, epochs, rename=True):
+  """A text selector/target at CPU plumbing size, at its recipe's first lr.
+
+  fastText gets a 100k-bucket table; VDCNN reads 256 characters and, with
+  `rename`, becomes VDCNN9.
+  """
+  section.train.lr_schedule = ((epochs, section.train.lr_schedule[0][1]),)
+  if section.model.name == 'fasttext':
+    section.model.num_buckets = 100_000
+  else:
+    if rename:
       section.model.name = f'vdcnn9-{VDCNN_DOWNSAMPLING}'
-      section.model.document_length = 256
+    section.model.document_length = 256
+
+
+TEXT_MODELS = tuple(f'vdcnn{depth}-{variant}' for depth in (9, 17, 29)
+                    for variant in ('conv', 'maxpool')) + ('fasttext',)
+
+
+def amazon_train_config(dataset, arg):
+  """Config for training one text model; `arg` is 'MODEL[,quick]'.
+
+  MODEL is one of TEXT_MODELS, default vdcnn9-maxpool (the reference's
+  `--arch` default), trained with its recipe from text_model_section.
+  `quick`: 2,000 / 1,000 documents, 2 epochs, 256 characters or 100k buckets.
+  """
+  model, quick = parse_arg(arg, TEXT_MODELS, 'vdcnn9-maxpool')
+  section = text_model_section(model)
+  config = base_config(dataset, model, section.train.lr_schedule)
+  config.model = section.model
+  config.train = section.train
+  if quick:
+    config.data.max_train_examples = 2000
+    config.data.max_test_examples = 1000
+    shrink_text_section(config, epochs=2, rename=False)
+  return config
+
+
+# The README's Amazon core-set keeps 2,160,000 of polarity's 3,600,000.
+AMAZON_CORESET_SUBSET = 0.6
+
+
+def parse_amazon_coreset_arg(arg):
+  """'[PROXY][,METHOD|all][,quick]' -> (proxy, methods, quick).
+
+  PROXY is a key of AMAZON_SELECTORS (default fasttext); METHOD defaults to
+  entropy, the README's Amazon core-set method.
+  """
+  parts = [p for p in (arg or '').split(',') if p]
+  proxies = [p for p in parts if p in AMAZON_SELECTORS]
+  known = tuple(AMAZON_SELECTORS) + CORESET_METHODS + ('all', 'quick')
+  if len(proxies) > 1 or any(p not in known for p in parts):
+    raise ValueError(f'config argument {arg!r}: expected '
+                     f'[PROXY][,METHOD|all][,quick] with PROXY one of '
+                     f'{tuple(AMAZON_SELECTORS)} and METHOD one of '
+                     f'{CORESET_METHODS}')
+  methods, quick = parse_coreset_arg(
+      ','.join(p for p in parts if p not in AMAZON_SELECTORS), 'entropy')
+  return (proxies[0] if proxies else 'fasttext'), methods, quick
+
+
+def amazon_coreset_config(dataset, arg):
+  """Core-set selection on Amazon reviews: a proxy keeps 60% for VDCNN29.
+
+  `arg` as parse_amazon_coreset_arg; 'vdcnn29' is VDCNN29 selecting for
+  itself. `quick`: 2,000 documents, keep 500, 1 epoch per model, tiny models.
+  """
+  proxy, methods, quick = parse_amazon_coreset_arg(arg)
+  config = coreset_config(
+      dataset, text_model_section(AMAZON_SELECTORS[proxy]),
+      text_model_section(AMAZON_SELECTORS['vdcnn29']), methods,
+      subset_size=AMAZON_CORESET_SUBSET)
+  if quick:
+    config.data.max_train_examples = 2000
+    config.data.max_test_examples = 500
+    config.coreset.subset_size = 500.0
+    config.coreset.kcenters_seeds = 100
+    for role in ('selector', 'target'):
+      shrink_text_section(config[role], epochs=1)
   return config

@@ -7,16 +7,20 @@ svp_jax that can be checked without training anything:
 * every `python main.py ...` line parses exactly as main.py parses it
   (ml_collections config flags, locked config) and passes the validator of
   its mode (train, active, coreset, precomputed);
-* every pair of a reference `svp.cifar active|coreset|train` command and an
-  svp_jax command runs the same experiment: the same models with the same
-  recipe, dataset and method, and the same labeled-set sizes (active), kept
-  examples and k-centers seeds (coreset) or run directory and sizes
-  (`--precomputed-selection`). The reference side is worked out from its CLI
-  defaults, REFERENCE_DEFAULTS below, which the page's tables must agree with;
-* every other reference command is marked "not yet (issue N)" with the right
-  issue;
+* every pair of a reference `svp.cifar` or `svp.amazon` command
+  (`active|coreset|train`, or `fasttext` followed by the run that trains the
+  target on its selections) and an svp_jax command runs the same experiment:
+  the same models with the same recipe, dataset and method, and the same
+  labeled-set sizes (active), kept examples and k-centers seeds (coreset) or
+  run directory and sizes (`--precomputed-selection`). The reference side is
+  worked out from its CLI defaults, REFERENCE_DEFAULTS, AMAZON_DEFAULTS and
+  FASTTEXT_DEFAULTS below, which the page's tables must agree with;
+* every other reference command (ImageNet) is marked "not yet (issue N)"
+  with the right issue;
 * the tables marked `<!-- check: CONFIG -->` give each config key's default
-  correctly, list every reference flag and every config key;
+  correctly, list every reference flag and every config key; the Amazon
+  defaults and fastText options tables give the reference's defaults and
+  svp_jax's correctly;
 * the CSV columns equal svp_jax.active's, the index files the page says
   precomputed runs read (and do not read) are the ones svp_jax.coreset finds,
   and the baseline rule the page states is svp_jax.active's;
@@ -39,6 +43,9 @@ import pytest
 
 from svp_jax import active
 from svp_jax import coreset
+from svp_jax import data
+from svp_jax import inputs
+from svp_jax import text_models
 from svp_jax import validation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,7 +56,9 @@ with open(DOC_PATH) as _f:
   DOC = _f.read()
 
 # The pool is the whole training split (no dev split in svp_jax yet).
-POOL_SIZES = {'cifar10': 50_000, 'cifar100': 50_000, 'fashion_mnist': 60_000}
+POOL_SIZES = {'cifar10': 50_000, 'cifar100': 50_000, 'fashion_mnist': 60_000,
+              'amazon_review_polarity': 3_600_000,
+              'amazon_review_full': 3_000_000}
 
 # The reference's `svp.cifar` CLI (svp/cifar/__main__.py, svp/common/cli.py,
 # release 0.1.0): every long option of `train`, `active` and `coreset`, and
@@ -116,7 +125,79 @@ COMPARED_FLAGS = (
     '--initial-subset', '--round', '--selection-method', '--eval-target-at',
     '--subset', '--precomputed-selection', '--train-target')
 
-ISSUE_IMAGENET_AMAZON = 4
+# The reference's `svp.amazon` CLI (svp/amazon/__main__.py, release 0.1.0):
+# `train`, `active` and `coreset` take svp.cifar's options but
+# --augmentation (text is never augmented), with these defaults (recipe and
+# schedule as in REFERENCE.md: 15 epochs halving the rate every 3, weight
+# decay 1e-4; 72,000 then +288,000, +360,000 x 4).
+AMAZON_SUBCOMMAND_FLAGS = {
+    name: tuple(f for f in options if f != '--augmentation')
+    for name, options in SUBCOMMAND_FLAGS.items()}
+AMAZON_DEFAULTS = {
+    **REFERENCE_DEFAULTS,
+    '--dataset': 'amazon_review_polarity', '--arch': 'vdcnn9-maxpool',
+    '--epochs': (3, 3, 3, 3, 3),
+    '--learning-rate': (0.01, 0.005, 0.0025, 0.00125, 0.000625),
+    '--weight-decay': 1e-4, '--initial-subset': 72_000,
+    '--round': (288_000, 360_000, 360_000, 360_000, 360_000),
+    '--subset': 1_800_000,
+    '--augmentation': False,  # Not an option: VDCNN's input is never augmented.
+}
+# VDCNN reads this many characters of each review (REFERENCE.md).
+REFERENCE_DOCUMENT_LENGTH = 1014
+# `svp.amazon fasttext EXECUTABLE ...` runs the fastText v0.1.0 program to
+# select (svp/amazon/fasttext.py): increasing --size values are an active
+# learning schedule, two decreasing ones (the pool, then the subset) a
+# core-set. A `--precomputed-selection` run of `active` or `coreset` then
+# trains the target on what it stored.
+FASTTEXT_FLAGS = (
+    '--run-dir', '--datasets-dir', '--dataset', '--dim', '--ngrams',
+    '--min-count', '--bucket', '--learning-rate', '--epochs', '--size',
+    '--selection-method', '--threads', '--seed', '--track-test-acc')
+FASTTEXT_DEFAULTS = {
+    '--run-dir': './run', '--datasets-dir': './data',
+    '--dataset': 'amazon_review_polarity', '--dim': 10, '--ngrams': 2,
+    '--min-count': 1, '--bucket': 10_000_000, '--learning-rate': 0.05,
+    '--epochs': 5,
+    '--size': (72_000, 360_000, 720_000, 1_080_000, 1_440_000, 1_800_000),
+    '--selection-method': 'entropy', '--threads': 4, '--seed': None,
+    '--track-test-acc': True,
+}
+# --threads: the fastText program's lock-free threads, svp_jax's batch of 16
+# (the page, section 4); the rest as IGNORED_FLAGS.
+FASTTEXT_IGNORED = ('--run-dir', '--datasets-dir', '--threads',
+                    '--track-test-acc')
+FASTTEXT_COMPARED = tuple(f for f in FASTTEXT_FLAGS
+                          if f not in FASTTEXT_IGNORED)
+# The README's shell variable for the newest fasttext run directory.
+FASTTEXT_RUN_DIR = '$fasttext_path'
+FASTTEXT_CONFIG = 'configs/amazon_review_polarity_fasttext_proxy.py'
+
+
+@dataclasses.dataclass(frozen=True)
+class Cli:
+  """One reference subcommand: its options and how to read them."""
+  flags: tuple[str, ...]
+  defaults: dict[str, object]
+  booleans: tuple[str, ...]
+  repeated: tuple[str, ...]
+  compared: tuple[str, ...]
+  ignored: tuple[str, ...]
+
+
+CLIS = {
+    **{('svp.cifar', name): Cli(options, REFERENCE_DEFAULTS, BOOLEAN_FLAGS,
+                                REPEATED_FLAGS, COMPARED_FLAGS, IGNORED_FLAGS)
+       for name, options in SUBCOMMAND_FLAGS.items()},
+    **{('svp.amazon', name): Cli(options, AMAZON_DEFAULTS, BOOLEAN_FLAGS,
+                                 REPEATED_FLAGS, COMPARED_FLAGS, IGNORED_FLAGS)
+       for name, options in AMAZON_SUBCOMMAND_FLAGS.items()},
+    ('svp.amazon', 'fasttext'): Cli(
+        FASTTEXT_FLAGS, FASTTEXT_DEFAULTS, ('--track-test-acc',),
+        ('--size',), FASTTEXT_COMPARED, FASTTEXT_IGNORED),
+}
+PORTED_MODULES = ('svp.cifar', 'svp.amazon')
+ISSUE_IMAGENET = 4
 
 # ml_collections loads config files with importlib's deprecated load_module.
 pytestmark = pytest.mark.filterwarnings(
@@ -174,8 +255,10 @@ def command_blocks():
 
 BLOCKS = command_blocks()
 SVP_COMMANDS = [c for b in BLOCKS for c in b.svp_jax]
-PAIRS = [(b.reference[0], c) for b in BLOCKS
-         if len(b.reference) == 1 and b.svp_jax for c in b.svp_jax]
+# (the block's reference commands, one svp_jax command), for every svp_jax
+# command of a block with reference commands.
+PAIRS = [(tuple(b.reference), c) for b in BLOCKS
+         if b.reference and b.svp_jax for c in b.svp_jax]
 
 
 def backticked(cell):
@@ -286,93 +369,139 @@ def validate(config):
 # What an experiment is, on either side.
 
 
-def learner(model, lr_schedule, batch_size, momentum, weight_decay, augment):
+def learner(model, lr_schedule, batch_size, momentum, weight_decay, augment,
+            **model_options):
+  """A model and its recipe; `model_options`: a text model's input size."""
   return {'model': model,
           'lr_schedule': tuple((int(e), float(lr)) for e, lr in lr_schedule),
           'batch_size': int(batch_size), 'momentum': float(momentum),
-          'weight_decay': float(weight_decay), 'augment': bool(augment)}
+          'weight_decay': float(weight_decay), 'augment': bool(augment),
+          **model_options}
+
+
+def fasttext_learner(lr_schedule, momentum, weight_decay, augment, *,
+                     num_buckets, dim, ngrams, min_count, every_ngram):
+  """fastText and its recipe.
+
+  No batch size: the fastText program updates after each document, svp_jax
+  after 16 whose losses it sums, so that each document moves the weights by
+  the learning rate as in the program (a difference the page states).
+  """
+  return {'model': 'fasttext',
+          'lr_schedule': tuple((int(e), float(lr)) for e, lr in lr_schedule),
+          'momentum': float(momentum), 'weight_decay': float(weight_decay),
+          'augment': bool(augment), 'num_buckets': int(num_buckets),
+          'dim': int(dim), 'ngrams': int(ngrams), 'min_count': int(min_count),
+          'every_ngram': bool(every_ngram)}
+
+
+@dataclasses.dataclass
+class Reference:
+  """A parsed `python -m svp.X SUBCOMMAND ...` line."""
+  module: str
+  subcommand: str
+  options: dict[str, object]
+  arguments: list[str]  # Positional: `fasttext`'s EXECUTABLE.
+
+  @property
+  def cli(self):
+    return CLIS[self.module, self.subcommand]
+
+  def get(self, flag, cast):
+    """The flag's value as the reference resolves it, defaults included."""
+    if flag in self.options:
+      value = self.options[flag]
+      if flag in self.cli.repeated:
+        return tuple(cast(v) for v in value)
+      return cast(value) if cast is not bool else value
+    if flag.startswith('--proxy-'):
+      return self.get('--' + flag[len('--proxy-'):], cast)
+    return self.cli.defaults[flag]
 
 
 def parse_reference(command):
-  """(subcommand, {flag: value or [values]}) of a `python -m svp.cifar` line."""
+  """The Reference of a `python -m svp.cifar|svp.amazon ...` line."""
   argv = shlex.split(command)
-  assert argv[:3] == ['python', '-m', 'svp.cifar'], command
-  subcommand, args = argv[3], argv[4:]
-  assert subcommand in SUBCOMMAND_FLAGS, command
-  options, i = {}, 0
+  assert argv[:2] == ['python', '-m'], command
+  module, subcommand, args = argv[2], argv[3], argv[4:]
+  assert module in PORTED_MODULES, f'{command!r}: not in svp_jax yet'
+  assert (module, subcommand) in CLIS, command
+  cli = CLIS[module, subcommand]
+  options, arguments, i = {}, [], 0
   while i < len(args):
     arg = args[i]
-    name = '--' + arg[5:] if arg.startswith('--no-') else arg
-    assert name in SUBCOMMAND_FLAGS[subcommand], (
-        f'{arg} in {command!r}: not an option of the reference\'s '
-        f'`{subcommand}`')
-    if arg in BOOLEAN_FLAGS or (
-        arg.startswith('--no-') and '--' + arg[5:] in BOOLEAN_FLAGS):
-      options['--' + arg[5:] if arg.startswith('--no-') else arg] = (
-          not arg.startswith('--no-'))
+    if not arg.startswith('-'):
+      assert subcommand == 'fasttext' and not arguments, (
+          f'{arg} in {command!r}: an argument the reference does not take')
+      arguments.append(arg)
       i += 1
       continue
-    assert arg in COMPARED_FLAGS + IGNORED_FLAGS, (
+    name = '--' + arg[5:] if arg.startswith('--no-') else arg
+    assert name in cli.flags, (
+        f'{arg} in {command!r}: not an option of the reference\'s '
+        f'`{module} {subcommand}`')
+    if name in cli.booleans:
+      options[name] = not arg.startswith('--no-')
+      i += 1
+      continue
+    assert arg in cli.compared + cli.ignored, (
         f'{arg} in {command!r}: svp_jax has no counterpart, so this command '
         f'cannot be paired with an svp_jax command')
-    if arg in REPEATED_FLAGS:
+    if arg in cli.repeated:
       options.setdefault(arg, []).append(args[i + 1])
     else:
       options[arg] = args[i + 1]
     i += 2
-  return subcommand, options
+  assert (subcommand == 'fasttext') == bool(arguments), (
+      f'{command!r}: `fasttext` takes the program\'s path, nothing else does')
+  return Reference(module, subcommand, options, arguments)
 
 
-def reference_experiment(command):
-  """What the reference runs for `command`, from its CLI defaults."""
-  subcommand, options = parse_reference(command)
+def reference_role(ref, prefix):
+  """The target (prefix '--') or proxy ('--proxy-') of a reference command."""
+  model_options = ({'document_length': REFERENCE_DOCUMENT_LENGTH}
+                   if ref.module == 'svp.amazon' else {})
+  return learner(ref.get(prefix + 'arch', str),
+                 zip(ref.get(prefix + 'epochs', int),
+                     ref.get(prefix + 'learning-rate', float)),
+                 ref.get(prefix + 'batch-size', int),
+                 ref.get(prefix + 'momentum', float),
+                 ref.get(prefix + 'weight-decay', float),
+                 ref.get('--augmentation', bool), **model_options)
 
-  def get(flag, cast):
-    if flag in options:
-      value = options[flag]
-      if flag in REPEATED_FLAGS:
-        return tuple(cast(v) for v in value)
-      return cast(value) if cast is not bool else value
-    if flag.startswith('--proxy-'):
-      return get('--' + flag[len('--proxy-'):], cast)
-    return REFERENCE_DEFAULTS[flag]
 
-  def role(prefix):
-    return learner(get(prefix + 'arch', str),
-                   zip(get(prefix + 'epochs', int),
-                       get(prefix + 'learning-rate', float)),
-                   get(prefix + 'batch-size', int),
-                   get(prefix + 'momentum', float),
-                   get(prefix + 'weight-decay', float),
-                   get('--augmentation', bool))
-
-  seed = get('--seed', int)
-  dataset = get('--dataset', str)
-  train_target = get('--train-target', bool)
-  if subcommand == 'train':
-    return {'mode': 'train', 'dataset': dataset, 'model': role('--'),
-            'seed': seed}
-  target = role('--')
-  run_dir = get('--precomputed-selection', str)
+def reference_experiment(ref):
+  """What the reference runs for one command, from its CLI defaults."""
+  assert ref.subcommand != 'fasttext', (
+      'a fasttext run pairs only with the run that trains its target')
+  seed = ref.get('--seed', int)
+  dataset = ref.get('--dataset', str)
+  train_target = ref.get('--train-target', bool)
+  if ref.subcommand == 'train':
+    return {'mode': 'train', 'dataset': dataset,
+            'model': reference_role(ref, '--'), 'seed': seed}
+  target = reference_role(ref, '--')
+  run_dir = ref.get('--precomputed-selection', str)
   if run_dir is not None:
     # Both commands then train only the target, on the stored selections
     # (`coreset`: its one subset; `active`: those at --eval-target-at).
     assert train_target, (
-        f'{command!r}: the reference refuses --no-train-target with '
+        f'{ref}: the reference refuses --no-train-target with '
         '--precomputed-selection')
-    sizes = get('--eval-target-at', int) if subcommand == 'active' else ()
+    sizes = (ref.get('--eval-target-at', int) if ref.subcommand == 'active'
+             else ())
     return {'mode': 'precomputed', 'dataset': dataset, 'target': target,
             'run_dir': run_dir, 'sizes': frozenset(sizes) or None,
             'seed': seed}
-  selector = role('--proxy-')
-  method = get('--selection-method', str)
-  if subcommand == 'coreset':
+  selector = reference_role(ref, '--proxy-')
+  method = ref.get('--selection-method', str)
+  if ref.subcommand == 'coreset':
     seeds = REFERENCE_KCENTERS_SEEDS if method == 'kcenters' else 0
     return {'mode': 'coreset', 'dataset': dataset, 'selector': selector,
             'target': target, 'method': method,
-            'kept': get('--subset', int) + seeds, 'seeds': seeds,
+            'kept': ref.get('--subset', int) + seeds, 'seeds': seeds,
             'train_target': train_target, 'seed': seed}
-  sizes = (get('--initial-subset', int),) + get('--round', int)
+  sizes = (ref.get('--initial-subset', int),) + ref.get('--round', int)
   different = target != selector
   cumulative = tuple(np.cumsum(sizes)[1:].tolist())
   # The reference trains the target only when the models differ; otherwise
@@ -380,7 +509,7 @@ def reference_experiment(command):
   if not train_target:
     target_sizes = frozenset()
   elif different:
-    target_sizes = frozenset(get('--eval-target-at', int) or cumulative)
+    target_sizes = frozenset(ref.get('--eval-target-at', int) or cumulative)
   else:
     target_sizes = None
   return {'mode': 'active', 'dataset': dataset,
@@ -389,27 +518,116 @@ def reference_experiment(command):
           'target_sizes': target_sizes, 'seed': seed}
 
 
+def fasttext_pipeline(fasttext, then):
+  """What `fasttext ...` then `active|coreset --precomputed-selection` run.
+
+  The fastText program selects (active learning for increasing --size
+  values, a core-set for two decreasing ones) and stores its selections; the
+  second command trains the target on them. svp_jax does both in one run.
+  """
+  assert fasttext.subcommand == 'fasttext', 'a fasttext run comes first'
+  assert then.get('--precomputed-selection', str) == FASTTEXT_RUN_DIR, (
+      'the second command trains the target on the fasttext run\'s '
+      f'selections: --precomputed-selection {FASTTEXT_RUN_DIR}')
+  assert then.get('--train-target', bool)
+  dataset = fasttext.get('--dataset', str)
+  assert then.get('--dataset', str) == dataset
+  # svp_jax has one seed for the selection and the target.
+  seeds = {fasttext.get('--seed', int), then.get('--seed', int)} - {None}
+  assert len(seeds) <= 1, 'different seeds for fastText and the target'
+  seed = seeds.pop() if seeds else None
+  schedule = ((fasttext.get('--epochs', int),
+               fasttext.get('--learning-rate', float)),)
+  # The program: plain SGD, no augmentation, every n-gram of a document.
+  selector = fasttext_learner(
+      schedule, momentum=0.0, weight_decay=0.0, augment=False,
+      num_buckets=fasttext.get('--bucket', int),
+      dim=fasttext.get('--dim', int), ngrams=fasttext.get('--ngrams', int),
+      min_count=fasttext.get('--min-count', int), every_ngram=True)
+  target = reference_role(then, '--')
+  method = fasttext.get('--selection-method', str)
+  sizes = fasttext.get('--size', int)
+  steps = np.diff(sizes)
+  if (steps > 0).all():
+    assert then.subcommand == 'active', 'increasing sizes: active learning'
+    # Without --eval-target-at, a target on every stored labeled set.
+    return {'mode': 'active', 'dataset': dataset, 'selector': selector,
+            'target': target, 'different': True, 'method': method,
+            'sizes': (sizes[0],) + tuple(steps.tolist()),
+            'train_target': True,
+            'target_sizes': frozenset(then.get('--eval-target-at', int)
+                                      or sizes),
+            'seed': seed}
+  # A core-set: fastText trains on a random sizes[0] of the pool (so all of
+  # it only if sizes[0] is the pool) and keeps the best sizes[1].
+  assert then.subcommand == 'coreset', 'decreasing sizes: a core-set'
+  assert len(sizes) == 2 and sizes[0] == POOL_SIZES[dataset], (
+      f'--size {sizes}: svp_jax\'s core-set proxy trains on the whole pool '
+      f'({POOL_SIZES[dataset]}), then keeps one subset')
+  return {'mode': 'coreset', 'dataset': dataset, 'selector': selector,
+          'target': target, 'method': method, 'kept': sizes[1], 'seeds': 0,
+          'train_target': True, 'seed': seed}
+
+
+def reference_pipeline(commands):
+  """What the reference runs for a block's commands (one, or two: fasttext)."""
+  refs = [parse_reference(c) for c in commands]
+  if len(refs) == 1:
+    return reference_experiment(refs[0])
+  assert len(refs) == 2, 'pair one reference command at a time'
+  return fasttext_pipeline(*refs)
+
+
+@functools.cache
+def svp_jax_fasttext_ngrams():
+  """The longest word n-gram svp_jax's fastText reads, from its ids.
+
+  A document of four words and EOS has 5 unigrams, 4 bigrams, 3 trigrams...
+  """
+  ids = text_models.fasttext_ids(['w x y z'], num_buckets=1_000_003)
+  count, tokens, n, total = int((ids >= 0).sum()), 5, 0, 0
+  while total < count:
+    n += 1
+    total += tokens - n + 1
+  assert total == count, count
+  return n
+
+
+def svp_jax_role(section, info):
+  """The learner of an svp_jax `selector`, `target` or train config."""
+  t = section.train
+  if info.modality == 'text' and section.model.name == 'fasttext':
+    return fasttext_learner(
+        t.lr_schedule, t.momentum, t.weight_decay, t.augment,
+        num_buckets=section.model.num_buckets,
+        dim=inputs.create_model(section.model, info).dim,
+        ngrams=svp_jax_fasttext_ngrams(),
+        # Every word gets a (hashed) row, as at fastText's min count 1.
+        min_count=1,
+        every_ngram=section.model.max_ids == 0)
+  model_options = ({'document_length': section.model.document_length}
+                   if info.modality == 'text' else {})
+  return learner(section.model.name, t.lr_schedule, t.batch_size,
+                 t.momentum, t.weight_decay, t.augment, **model_options)
+
+
 def svp_experiment(config, reference_seed):
   """The same description of an svp_jax config."""
-  def role(section):
-    t = section.train
-    return learner(section.model.name, t.lr_schedule, t.batch_size,
-                   t.momentum, t.weight_decay, t.augment)
-
   # The reference drew a random seed when none was given: compare only given.
   seed = config.seed if reference_seed is not None else None
   dataset = config.data.name
+  info = data.dataset_info(dataset)
   pool_size = POOL_SIZES[dataset]
   if config.mode == 'train':
-    return {'mode': 'train', 'dataset': dataset, 'model': role(config),
-            'seed': seed}
-  target = role(config.target)
+    return {'mode': 'train', 'dataset': dataset,
+            'model': svp_jax_role(config, info), 'seed': seed}
+  target = svp_jax_role(config.target, info)
   if config.mode == 'precomputed':
     return {'mode': 'precomputed', 'dataset': dataset, 'target': target,
             'run_dir': config.precomputed.run_dir,
             'sizes': frozenset(config.precomputed.sizes) or None,
             'seed': seed}
-  selector = role(config.selector)
+  selector = svp_jax_role(config.selector, info)
   if config.mode == 'coreset':
     # The reference ranks by one method per run; several never match it.
     methods = tuple(config.coreset.methods)
@@ -453,7 +671,8 @@ def test_the_page_has_commands_and_tables():
       'configs/cifar10_resnet20_proxy.py', 'configs/cifar10_train.py',
       'configs/cifar10_resnet20_coreset.py',
       'configs/precomputed_selection.py:cifar10'}
-  assert {'columns', 'modules', 'precomputed_files'} <= set(TABLES)
+  assert {'columns', 'modules', 'precomputed_files', 'amazon_defaults',
+          'fasttext'} <= set(TABLES)
   # Every mode has commands paired with the reference's, and so does the
   # reference's --no-train-target.
   paired = [load_command(c) for _, c in PAIRS]
@@ -462,6 +681,16 @@ def test_the_page_has_commands_and_tables():
              for c in paired)
   assert any(c.mode == 'coreset' and c.coreset.methods == ('kcenters',)
              for c in paired)
+  # Amazon: training, active learning and core-sets, each with a VDCNN or
+  # fastText selector, fastText's two-command pipelines included.
+  amazon = [(refs, load_command(c)) for refs, c in PAIRS
+            if refs[0].startswith('python -m svp.amazon ')]
+  assert {c.mode for _, c in amazon} == {'train', 'active', 'coreset'}
+  pipelines = [c for refs, c in amazon if len(refs) == 2]
+  assert {c.mode for c in pipelines} == {'active', 'coreset'}
+  assert all(c.selector.model.name == 'fasttext' for c in pipelines)
+  assert any(c.mode == 'coreset' and c.selector.model.name.startswith('vdcnn')
+             for _, c in amazon)
 
 
 @pytest.mark.parametrize('command', SVP_COMMANDS)
@@ -493,23 +722,26 @@ def test_reference_command_has_an_equivalent_or_an_honest_not_yet(block):
       'a reference command needs either svp_jax commands or a '
       '"# svp_jax: not yet (issue N)" line, not both')
   if block.svp_jax:
-    assert len(block.reference) == 1, 'pair one reference command at a time'
-    assert block.reference[0].startswith('python -m svp.cifar '), (
-        'only CIFAR is in svp_jax so far')
+    refs = [parse_reference(c) for c in block.reference]
+    assert len(refs) == 1 or (
+        len(refs) == 2 and refs[0].subcommand == 'fasttext'), (
+            'pair one reference command at a time, or a fasttext run and '
+            'the run that trains the target on its selections')
     return
-  # Core-set selection and --precomputed-selection are in svp_jax (issue 7):
-  # only ImageNet and Amazon reviews (issue 4) may still be "not yet".
+  # CIFAR and Amazon reviews are in svp_jax, core-sets and
+  # --precomputed-selection too (issue 7): only ImageNet (issue 4) may
+  # still be "not yet".
   needed = set()
   for command in block.reference:
-    if command.startswith(('python -m svp.imagenet', 'python -m svp.amazon')):
-      needed.add(ISSUE_IMAGENET_AMAZON)
+    if command.startswith('python -m svp.imagenet '):
+      needed.add(ISSUE_IMAGENET)
   assert needed, f'{block.reference!r} is marked "not yet" but svp_jax has it'
   assert set(block.not_yet) == needed, (block.reference, block.not_yet)
 
 
 @pytest.mark.parametrize('reference,command', PAIRS)
 def test_svp_jax_command_runs_the_reference_experiment(reference, command):
-  expected = reference_experiment(reference)
+  expected = reference_pipeline(reference)
   got = svp_experiment(load_command(command), expected['seed'])
   assert got == expected
 
@@ -561,6 +793,70 @@ def test_table_maps_every_config_key(marker):
   config_keys = set(leaf_keys(load_config(marker).to_dict()))
   assert config_keys - listed == set(), 'config keys missing from the page'
   assert listed - config_keys == set(), 'keys on the page not in the config'
+
+
+def check_reference_defaults(flags, cell, defaults):
+  """The cell's literals are the flags' defaults; 0 if it has none."""
+  parsed = [literal(t) for t in backticked(cell)]
+  if not parsed or not all(ok for ok, _ in parsed):
+    return 0  # "same as `--arch`" and the like.
+  assert len(parsed) == len(flags), (flags, cell)
+  for flag, (_, value) in zip(flags, parsed):
+    assert normalise(value) == normalise(defaults[flag]), flag
+  return len(flags)
+
+
+def check_svp_jax_defaults(keys, cell, config):
+  """One literal for all keys or one per key, in order; keys checked."""
+  if not keys:
+    return 0
+  parsed = [literal(t) for t in backticked(cell)]
+  assert parsed and all(ok for ok, _ in parsed), (keys, cell)
+  values = [v for _, v in parsed]
+  if len(values) == 1:
+    values *= len(keys)
+  assert len(values) == len(keys), (keys, cell)
+  for key, value in zip(keys, values):
+    assert normalise(get_key(config, key)) == normalise(value), key
+  return len(keys)
+
+
+def option_cells(cells):
+  """(flags, keys) named in a row of the Amazon or fastText table."""
+  flags = [t for t in backticked(cells[0])
+           if t.startswith('--') and not t.startswith('--no-')]
+  keys = [t for t in backticked(cells[2]) if KEY_RE.match(t)]
+  return flags, keys
+
+
+def test_amazon_defaults_table():
+  """Each svp.amazon default that differs from svp.cifar's, both sides right."""
+  listed, checked = set(), 0
+  for cells in TABLES['amazon_defaults']:
+    flags, keys = option_cells(cells)
+    listed.update(flags)
+    checked += check_reference_defaults(flags, cells[1], AMAZON_DEFAULTS)
+    [spec] = [t for t in backticked(cells[4]) if t.startswith('configs/')]
+    checked += check_svp_jax_defaults(keys, cells[3], load_config(spec))
+  amazon_flags = {f for name in ('train', 'active', 'coreset')
+                  for f in AMAZON_SUBCOMMAND_FLAGS[name]}
+  differing = {f for f in amazon_flags
+               if AMAZON_DEFAULTS.get(f) != REFERENCE_DEFAULTS.get(f)}
+  assert differing <= listed <= amazon_flags
+  assert checked >= 15
+
+
+def test_fasttext_table():
+  """Every option of `svp.amazon fasttext`, once; the fastText config's."""
+  config = load_config(FASTTEXT_CONFIG)
+  listed, checked = [], 0
+  for cells in TABLES['fasttext']:
+    flags, keys = option_cells(cells)
+    listed.extend(flags)
+    checked += check_reference_defaults(flags, cells[1], FASTTEXT_DEFAULTS)
+    checked += check_svp_jax_defaults(keys, cells[3], config)
+  assert sorted(listed) == sorted(FASTTEXT_FLAGS)
+  assert checked >= 15
 
 
 # ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 
 from configs import common
 from svp_jax import active
+from svp_jax import coreset
 from svp_jax import data
 from svp_jax import inputs
 from svp_jax import jobs
@@ -197,3 +198,82 @@ def test_amazon_configs(dataset, selector, expected):
   validation.validate_active_config(quick)
   assert quick.selection.method == 'random'
   assert os.path.basename(module.__file__).startswith(dataset)
+
+
+@pytest.mark.slow
+def test_fasttext_keeps_a_core_set_for_vdcnn(text_dirs, tmp_path):
+  config = common.amazon_coreset_config('rotten_tomatoes',
+                                        'fasttext,entropy,quick')
+  config.data.data_dir, config.data.manual_dir = text_dirs
+  config.data.max_train_examples = config.data.max_test_examples = 0
+  config.coreset.subset_size = 150.0
+  config.target.model.document_length = 64
+  [row] = coreset.run(config, str(tmp_path))['methods']
+  assert (row['proxy'], row['target']) == ('fasttext', 'vdcnn9-maxpool')
+  assert (row['pool_size'], row['subset_size']) == (400, 150)
+  kept = np.loadtxt(tmp_path / 'entropy' / 'coreset_150.index', int)
+  assert len(np.unique(kept)) == 150
+  assert 0.0 <= row['target_test_accuracy'] <= 1.0
+
+
+@pytest.mark.slow
+def test_vdcnn_train_job_from_the_train_config(text_dirs, tmp_path):
+  config = common.amazon_train_config('rotten_tomatoes',
+                                      'vdcnn9-conv,quick')
+  config.data.data_dir, config.data.manual_dir = text_dirs
+  config.model.document_length = 64
+  summary = jobs.run(config, str(tmp_path))
+  assert (summary['model'], summary['train_examples']) == ('vdcnn9-conv', 400)
+  assert summary['epochs'] == 2
+  assert 0.0 <= summary['final_test_accuracy'] <= 1.0
+
+
+def test_config_text_models_are_the_text_models():
+  assert set(common.TEXT_MODELS) == set(text_models.TEXT_MODEL_NAMES)
+
+
+@pytest.mark.parametrize('dataset', ['amazon_review_polarity',
+                                     'amazon_review_full'])
+@pytest.mark.parametrize('model', common.TEXT_MODELS)
+def test_amazon_train_configs(dataset, model):
+  module = importlib.import_module(f'configs.{dataset}_train')
+  config = module.get_config(model)
+  validation.validate_train_config(config)
+  assert (config.data.name, config.model.name) == (dataset, model)
+  assert config.to_dict()['train'] == (
+      common.text_model_section(model).train.to_dict())
+  quick = module.get_config(f'{model},quick')
+  validation.validate_train_config(quick)
+  assert quick.model.name == model
+  # The reference's default --arch.
+  assert module.get_config(None).model.name == 'vdcnn9-maxpool'
+
+
+@pytest.mark.parametrize('dataset, pool, kept', [
+    ('amazon_review_polarity', 3_600_000, 2_160_000),
+    ('amazon_review_full', 3_000_000, 1_800_000)])
+@pytest.mark.parametrize('arg, proxy, methods', [
+    (None, 'fasttext', ('entropy',)),
+    ('vdcnn9', 'vdcnn9-maxpool', ('entropy',)),
+    ('vdcnn29,kcenters', 'vdcnn29-maxpool', ('kcenters',)),
+    ('margin,fasttext', 'fasttext', ('margin',)),
+    ('all', 'fasttext', common.CORESET_METHODS)])
+def test_amazon_coreset_configs(dataset, pool, kept, arg, proxy, methods):
+  module = importlib.import_module(f'configs.{dataset}_coreset')
+  config = module.get_config(arg)
+  validation.validate_coreset_config(config)
+  assert config.data.name == dataset
+  assert (config.selector.model.name, config.target.model.name) == (
+      proxy, 'vdcnn29-maxpool')
+  assert config.coreset.methods == methods
+  assert coreset.resolve_sizes(config, pool) == (
+      kept, 1000 if 'kcenters' in methods else 0)
+  quick = module.get_config(f'{arg},quick' if arg else 'quick')
+  validation.validate_coreset_config(quick)
+  assert quick.coreset.methods == methods
+
+
+@pytest.mark.parametrize('arg', ['vdcnn9,fasttext', 'preact20', 'entropy,x'])
+def test_amazon_coreset_config_refuses_bad_arguments(arg):
+  with pytest.raises(ValueError, match='PROXY'):
+    common.amazon_coreset_config('amazon_review_polarity', arg)
