@@ -134,10 +134,11 @@ def test_random_resized_crop_is_deterministic_given_the_rng():
 
   np.testing.assert_array_equal(crop(3), crop(3))
   assert not np.array_equal(crop(3), crop(4))
-  flips = [np.random.default_rng(s) for s in range(400)]
-  for rng in flips:
+  # The flip is the draw after the box's: heads about half the time.
+  rngs = [np.random.default_rng(s) for s in range(400)]
+  for rng in rngs:
     imagenet.crop_box(375, 500, rng)
-  assert 150 < sum(rng.random() < 0.5 for rng in flips) < 250
+  assert 150 < sum(rng.random() < 0.5 for rng in rngs) < 250
 
 
 @pytest.mark.parametrize('height,width,new_size,top,left', [
@@ -146,7 +147,7 @@ def test_random_resized_crop_is_deterministic_given_the_rng():
     (375, 500, (341, 256), 16, 58),
     # Portrait: width 375 -> 256, height int(256 * 500 / 375) = 341.
     (500, 375, (256, 341), 58, 16),
-    # Short side already 256: no resize; top = round(21.5) = 22.
+    # Short side already 256: no resize; left = round(37.5) = 38.
     (256, 299, None, 16, 38),
     # Smaller than 256: upscaled, long int(256 * 150 / 100) = 384.
     (100, 150, (384, 256), 16, 80),
