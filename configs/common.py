@@ -381,3 +381,68 @@ def amazon_coreset_config(dataset, arg):
     for role in ('selector', 'target'):
       shrink_text_section(config[role], epochs=1)
   return config
+
+
+# ----------------------------------------------------------------------------
+# ImageNet (streamed; svp_jax/data/imagenet.py).
+
+# 5 warm-up epochs rising linearly, then steps: 100 epochs at batch 256.
+IMAGENET_WARMUP = ((1, 0.0167), (1, 0.0333), (1, 0.05), (1, 0.0667),
+                   (1, 0.0833))
+IMAGENET_LR_SCHEDULE = IMAGENET_WARMUP + ((25, 0.1), (30, 0.01), (20, 0.001),
+                                          (20, 0.0001))
+# The paper's fewer-epochs proxy schedule (45 epochs).
+IMAGENET_FEWER_EPOCHS_LR_SCHEDULE = IMAGENET_WARMUP + ((25, 0.1), (15, 0.01))
+IMAGENET_BATCH_SIZE = 256
+
+
+def scale_lr(lr_schedule, batch_size):
+  """The reference's --scale-learning-rates: every rate x batch / 256."""
+  return tuple((epochs, lr * batch_size / 256) for epochs, lr in lr_schedule)
+
+
+def imagenet_model_section(model, lr_schedule=IMAGENET_LR_SCHEDULE,
+                           batch_size=IMAGENET_BATCH_SIZE):
+  """The reference's ImageNet recipe: wd 1e-4, label smoothing 0.1, crops.
+
+  The learning rates are scaled to `batch_size` here, once: overriding
+  train.batch_size alone on the command line does not rescale them.
+  """
+  return model_section(model, scale_lr(lr_schedule, batch_size),
+                       batch_size=batch_size, weight_decay=1e-4,
+                       label_smoothing=0.1)
+
+
+def imagenet_active_config(selector, arg, *,
+                           selector_lr_schedule=IMAGENET_LR_SCHEDULE):
+  """A paper row on ImageNet: `selector` selecting for a ResNet50 target.
+
+  The paper's schedule: 25,623 at random, then +102,493 and +128,117 per
+  round. Images are streamed: decoded per batch at data.image_size.
+  """
+  method, quick = parse_active_arg(arg)
+  config = active_config(
+      'imagenet2012',
+      imagenet_model_section(selector, selector_lr_schedule),
+      imagenet_model_section('resnet50'), method)
+  config.data.in_memory = False
+  # Crop size (224); smaller only for plumbing runs.
+  config.data.image_size = 224
+  if quick:
+    make_imagenet_quick(config)
+  return config
+
+
+def make_imagenet_quick(config):
+  """Plumbing size: 64-pixel crops, 2,000 images, 200 then +200, +200."""
+  config.data.image_size = 64
+  config.data.max_train_examples = 2000
+  config.data.max_test_examples = 500
+  config.selection.initial_subset = 200.0
+  config.selection.rounds = (200.0, 200.0)
+  for role in ('selector', 'target'):
+    config[role].train.lr_schedule = ((1, 0.05),)
+    config[role].train.batch_size = 64
+  config.selector.model.name = 'resnet18'
+  config.target.model.name = 'resnet18'
+  return config

@@ -66,9 +66,12 @@ class Learner:
   eval_batch_size: int
   lr_schedule: tuple[tuple[int, float], ...]
   # The pool and test examples as this model reads them (svp_jax.inputs):
-  # the loaded arrays themselves for images, an encoding for text.
+  # the loaded arrays themselves for images, an encoding for text. Training
+  # reads `pool_inputs`; scoring reads `pool_eval_inputs`, which differ only
+  # where augmentation happens while decoding (ImageNet's crops).
   pool_inputs: Any = None
   test_inputs: Any = None
+  pool_eval_inputs: Any = None
 
 
 @dataclasses.dataclass
@@ -187,7 +190,7 @@ def select(exp: Experiment, state: RoundState, k: int
   kind = 'features' if exp.method == 'kcenters' else exp.method
   scores = scoring.score_pool(
       model_state, exp.selector.model, exp.selector.cfg,
-      exp.selector.pool_inputs,
+      exp.selector.pool_eval_inputs,
       method=kind, batch_size=exp.selector.eval_batch_size, mesh=exp.mesh)
   scoring_seconds = time.perf_counter() - start
   if exp.compare_with_target:
@@ -218,7 +221,8 @@ def save_agreement(exp: Experiment, state: RoundState, indices: np.ndarray,
                           train_key(state.key, len(indices)),
                           'target (for agreement)')
   target_scores = scoring.score_pool(
-      target_state, exp.target.model, exp.target.cfg, exp.target.pool_inputs,
+      target_state, exp.target.model, exp.target.cfg,
+      exp.target.pool_eval_inputs,
       method=exp.method, batch_size=exp.target.eval_batch_size, mesh=exp.mesh)
   if results.is_writer():
     folder = os.path.join(exp.workdir, 'agreement')
@@ -422,7 +426,8 @@ def make_learner(section, info: data.DatasetInfo, pool_inputs: Any,
       cfg=train.step_config(tc, info),
       batch_size=tc.batch_size, eval_batch_size=tc.eval_batch_size,
       lr_schedule=tuple((int(e), float(lr)) for e, lr in tc.lr_schedule),
-      pool_inputs=pool_inputs, test_inputs=test_inputs)
+      pool_inputs=inputs.training_view(pool_inputs, info, tc.augment),
+      test_inputs=test_inputs, pool_eval_inputs=pool_inputs)
 
 
 # Settings that change how a model is evaluated, not the model trained.

@@ -106,7 +106,7 @@ def proxy_scores(exp: active.Experiment, proxy: Proxy,
     return train.forgetting_scores(proxy.forgetting)
   learner = exp.selector
   return scoring.score_pool(
-      proxy.state, learner.model, learner.cfg, learner.pool_inputs,
+      proxy.state, learner.model, learner.cfg, learner.pool_eval_inputs,
       method='features' if method == 'kcenters' else method,
       batch_size=learner.eval_batch_size, mesh=exp.mesh)
 

@@ -47,6 +47,17 @@ def create_model(model_section: Any, info: DatasetInfo) -> nn.Module:
   return models.create_model(model_section.name, info.num_classes)
 
 
+def training_view(examples: Any, info: DatasetInfo, augment: bool) -> Any:
+  """What training reads of a pool: with host augmentation, crops.
+
+  Streamed ImageNet loads as an eval view (resize + center crop, what pool
+  scoring and testing read); training reads its random-resized-crop view.
+  """
+  if info.host_augmentation and augment:
+    return examples.with_mode('train')
+  return examples
+
+
 def _encoding(model_section: Any, info: DatasetInfo) -> tuple[Any, ...]:
   """What decides a model's encoding: models with equal ones share arrays."""
   if info.modality != 'text':

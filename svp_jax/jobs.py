@@ -34,7 +34,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       config.data, info.train_split, config.data.max_train_examples)
   test_data = data.load_configured_split(config.data, info.test_split,
                                          config.data.max_test_examples)
-  train_images = inputs.encode(config.model, info, train_images)
+  train_images = inputs.training_view(
+      inputs.encode(config.model, info, train_images), info,
+      config.train.augment)
   test_data = (inputs.encode(config.model, info, test_data[0]), test_data[1])
   mesh = sharding.make_mesh()
   model = inputs.create_model(config.model, info)

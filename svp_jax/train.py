@@ -61,7 +61,8 @@ def step_config(train_config: Any, info: data.DatasetInfo) -> StepConfig:
       num_classes=info.num_classes, mean=tuple(info.mean), std=tuple(info.std),
       momentum=train_config.momentum, weight_decay=train_config.weight_decay,
       label_smoothing=train_config.label_smoothing,
-      augment=train_config.augment,
+      # Host-augmented data (ImageNet) arrives cropped and flipped.
+      augment=train_config.augment and not info.host_augmentation,
       inputs='tokens' if info.modality == 'text' else 'image')
 
 

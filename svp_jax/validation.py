@@ -60,6 +60,8 @@ def check_data(section, prefix: str = 'data'):
   check_choice(f'{prefix}.name', section.name, data.SUPPORTED_DATASETS)
   check_int(f'{prefix}.max_train_examples', section.max_train_examples, 0)
   check_int(f'{prefix}.max_test_examples', section.max_test_examples, 0)
+  if 'image_size' in section:  # Streamed ImageNet's crop size.
+    check_int(f'{prefix}.image_size', section.image_size, 32)
 
 
 def check_train(section, prefix: str = 'train'):

@@ -434,3 +434,67 @@ def test_prepares_from_the_ilsvrc2012_tar_files(tmp_path):
       'validation', data_dir=data_dir, mode='eval', size=SIZE)
   assert sorted(names[i] for i in val_labels) == sorted(
       ['n01751748', 'n09193705', 'n02105855'])
+
+
+# ----------------------------------------------------------------------------
+# Through the jobs (plumbing only: a tiny model on the tiny dataset above).
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('config_name', ['imagenet_resnet18_proxy',
+                                         'imagenet_resnet50_baseline'])
+def test_active_run_trains_on_crops_and_scores_center_crops(tiny, tmp_path,
+                                                           config_name):
+  # pylint: disable=g-import-not-at-top
+  import importlib
+  from svp_jax import active
+  from svp_jax import validation
+  # pylint: enable=g-import-not-at-top
+  config = importlib.import_module(f'configs.{config_name}').get_config(
+      'kcenters,quick')
+  config.data.data_dir = tiny[0]
+  config.data.image_size = SIZE
+  config.data.max_train_examples = config.data.max_test_examples = 0
+  config.selection.initial_subset = 4.0
+  config.selection.rounds = (4.0, 4.0)
+  for role in ('selector', 'target'):
+    config[role].train.batch_size = 4
+  validation.validate_active_config(config)
+  summary = active.run(config, str(tmp_path))
+  assert summary['complete'] and summary['pool_size'] == _TINY_TRAIN
+  labeled = np.loadtxt(tmp_path / 'proxy' / '12' / 'labeled_12.index', int)
+  np.testing.assert_array_equal(np.sort(labeled), np.arange(_TINY_TRAIN))
+  accuracy = summary['rounds'][-1]['target_accuracy']
+  assert 0.0 <= accuracy <= 1.0
+
+
+def test_imagenet_configs_follow_the_paper():
+  # pylint: disable=g-import-not-at-top
+  import importlib
+  from configs import common
+  from svp_jax import active
+  from svp_jax import validation
+  # pylint: enable=g-import-not-at-top
+  proxy = importlib.import_module('configs.imagenet_resnet18_proxy')
+  config = proxy.get_config(None)
+  validation.validate_active_config(config)
+  assert (config.selector.model.name, config.target.model.name) == (
+      'resnet18', 'resnet50')
+  assert active.resolve_schedule(
+      config.selection.initial_subset, config.selection.rounds,
+      1_281_167) == (25_623, 102_493) + (128_117,) * 4
+  target = config.target.train
+  assert (target.batch_size, target.weight_decay, target.label_smoothing) == (
+      256, 1e-4, 0.1)
+  assert sum(e for e, _ in target.lr_schedule) == 100
+  assert [lr for _, lr in target.lr_schedule[:6]] == [
+      0.0167, 0.0333, 0.05, 0.0667, 0.0833, 0.1]
+  fewer = importlib.import_module(
+      'configs.imagenet_resnet18_fewer_epochs_proxy').get_config(None)
+  assert sum(e for e, _ in fewer.selector.train.lr_schedule) == 45
+  baseline = importlib.import_module(
+      'configs.imagenet_resnet50_baseline').get_config(None)
+  assert active.same_training(baseline.selector, baseline.target)
+  # --scale-learning-rates: batch 1,024 multiplies every rate by 4.
+  scaled = common.imagenet_model_section('resnet50', batch_size=1024)
+  assert scaled.train.lr_schedule[5] == (25, 0.4)

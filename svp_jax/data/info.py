@@ -18,6 +18,10 @@ class DatasetInfo:
   # 'image' (arrays fed as they are) or 'text' (documents, encoded for each
   # model by svp_jax.inputs).
   modality: str = 'image'
+  # Training augmentation happens on the host while decoding (ImageNet's
+  # random-resized crops: the split loads as an eval view with a training
+  # view), not on the device (CIFAR's pad-crop-flip).
+  host_augmentation: bool = False
 
 
 _INFOS = {
@@ -36,6 +40,13 @@ _INFOS = {
         name='fashion_mnist', num_classes=10, image_shape=(28, 28, 1),
         mean=(0.2860,), std=(0.3530,),
         train_split='train', test_split='test'),
+    # Streamed (svp_jax.data.imagenet): images are decoded per batch, at
+    # config.data.image_size (224). Tested on the validation split.
+    'imagenet2012': DatasetInfo(
+        name='imagenet2012', num_classes=1000, image_shape=(224, 224, 3),
+        mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+        train_split='train', test_split='validation',
+        host_augmentation=True),
 }
 
 

@@ -350,11 +350,22 @@ def load_configured_split(data_config: Any, split: str,
   """`load_split` driven by a config's `data` section.
 
   '' in data_dir / manual_dir means the default place; `limit` > 0 keeps the
-  first `limit` examples (for quick runs). Text datasets come back as an
+  first `limit` examples (for quick runs). ImageNet comes back streamed
+  (svp_jax.data.imagenet.StreamingImages). Text datasets come back as an
   object array of documents (title + ' ' + body), which `svp_jax.inputs`
   encodes for each model.
   """
   def read():
+    if data_config.name == 'imagenet2012':
+      # Imported here: svp_jax.data.imagenet builds on this module.
+      # pylint: disable-next=g-import-not-at-top
+      from svp_jax.data import imagenet
+      # The eval view (resize + center crop); training reads its crop view
+      # (svp_jax.inputs.training_view).
+      return imagenet.load_imagenet_split(
+          split, data_dir=data_config.data_dir or None,
+          manual_dir=data_config.manual_dir or None, mode='eval',
+          size=data_config.get('image_size', 224))
     if data_config.name in text.TEXT_DATASETS:
       split_data = text.load_text_split(
           data_config.name, split, data_dir=data_config.data_dir or None,

@@ -1,0 +1,18 @@
+"""ImageNet, SVP: ResNet50 selects for itself (the baseline).
+
+  python main.py --config=configs/imagenet_resnet50_baseline.py[:METHOD][,quick] \
+      --config.data.data_dir=DIR [--config.data.manual_dir=DIR_WITH_TARS]
+
+METHOD: least_confidence (default), kcenters, entropy, margin or random.
+The paper's schedule (2% of the 1,281,167 images at random, then +8% and
++10% per round) and recipe (batch 256, 5 warm-up epochs, label smoothing
+0.1, wd 1e-4, random-resized crops; configs/common.py). Images are streamed
+from TFDS's imagenet2012, prepared once from the ILSVRC2012 tars (BUILD.md,
+"ImageNet"). `quick`: a plumbing run (64-pixel crops, 2,000 images).
+"""
+
+from configs import common
+
+
+def get_config(arg=None):
+  return common.imagenet_active_config('resnet50', arg)
