@@ -413,21 +413,55 @@ def imagenet_model_section(model, lr_schedule=IMAGENET_LR_SCHEDULE,
                        label_smoothing=0.1)
 
 
+def split_batch_sizes(arg, names):
+  """'...,NAME=B,...' -> (the argument without them, {NAME: B}).
+
+  NAME is one of `names` ('batch' for a single model; 'selector_batch',
+  'target_batch'): a training batch size B with every learning rate scaled
+  by B / 256, as the reference's --batch-size B (and --proxy-batch-size)
+  with its default --scale-learning-rates. Overriding train.batch_size on
+  the command line would not rescale the rates.
+  """
+  rest, sizes = [], {}
+  for part in (arg or '').split(','):
+    name, equals, value = part.partition('=')
+    if not equals:
+      rest.append(part)
+    elif name in names and value.isdigit() and int(value) > 0:
+      sizes[name] = int(value)
+    else:
+      raise ValueError(f'config argument {arg!r}: {part!r} is not NAME=B '
+                       f'with NAME one of {tuple(names)} and B > 0')
+  return ','.join(p for p in rest if p), sizes
+
+
+def imagenet_data(config):
+  """Streams imagenet2012: each batch decoded at data.image_size."""
+  config.data.in_memory = False
+  # Crop size (224); smaller only for plumbing runs.
+  config.data.image_size = 224
+  return config
+
+
 def imagenet_active_config(selector, arg, *,
                            selector_lr_schedule=IMAGENET_LR_SCHEDULE):
   """A paper row on ImageNet: `selector` selecting for a ResNet50 target.
 
   The paper's schedule: 25,623 at random, then +102,493 and +128,117 per
-  round. Images are streamed: decoded per batch at data.image_size.
+  round. Images are streamed: decoded per batch at data.image_size. `arg`:
+  '[METHOD][,selector_batch=B][,target_batch=B][,quick]' (split_batch_sizes).
   """
+  arg, batch = split_batch_sizes(arg, ('selector_batch', 'target_batch'))
   method, quick = parse_active_arg(arg)
-  config = active_config(
+  config = imagenet_data(active_config(
       'imagenet2012',
-      imagenet_model_section(selector, selector_lr_schedule),
-      imagenet_model_section('resnet50'), method)
-  config.data.in_memory = False
-  # Crop size (224); smaller only for plumbing runs.
-  config.data.image_size = 224
+      imagenet_model_section(
+          selector, selector_lr_schedule,
+          batch.get('selector_batch', IMAGENET_BATCH_SIZE)),
+      imagenet_model_section(
+          'resnet50', batch_size=batch.get('target_batch',
+                                           IMAGENET_BATCH_SIZE)),
+      method))
   if quick:
     make_imagenet_quick(config)
   return config
@@ -445,4 +479,60 @@ def make_imagenet_quick(config):
     config[role].train.batch_size = 64
   config.selector.model.name = 'resnet18'
   config.target.model.name = 'resnet18'
+  return config
+
+
+IMAGENET_MODELS = ('resnet18', 'resnet50')
+
+
+def imagenet_train_config(arg):
+  """One ImageNet model with the reference's recipe (100 epochs, batch 256).
+
+  `arg`: '[MODEL][,batch=B][,quick]'; MODEL one of IMAGENET_MODELS, default
+  resnet18 (the reference's --arch default); `batch=B` as split_batch_sizes.
+  `quick`: 64-pixel crops, 2,000 / 500 images, 2 epochs at batch 64.
+  """
+  arg, batch = split_batch_sizes(arg, ('batch',))
+  model, quick = parse_arg(arg, IMAGENET_MODELS, 'resnet18')
+  section = imagenet_model_section(
+      model, batch_size=batch.get('batch', IMAGENET_BATCH_SIZE))
+  config = imagenet_data(base_config('imagenet2012', model, ()))
+  config.train = section.train
+  if quick:
+    make_quick(config, train_examples=2000, test_examples=500)
+    config.data.image_size = 64
+    config.train.batch_size = 64
+  return config
+
+
+# The README's ImageNet core-set keeps 60%: 768,700 of the 1,281,167 images.
+IMAGENET_CORESET_SUBSET = 0.6
+
+
+def imagenet_coreset_config(arg):
+  """Core-set selection on ImageNet: ResNet18 keeps 60% for ResNet50.
+
+  `arg`: '[METHOD|all][,selector_batch=B][,target_batch=B][,quick]'; METHOD
+  defaults to forgetting events (the README's); batches as
+  split_batch_sizes. The proxy trains the reference's 100 epochs on the
+  whole training split. `quick`: 64-pixel crops, 2,000 images, keep 500,
+  1 epoch per model at batch 64, ResNet18 both.
+  """
+  arg, batch = split_batch_sizes(arg, ('selector_batch', 'target_batch'))
+  methods, quick = parse_coreset_arg(arg)
+  config = imagenet_data(coreset_config(
+      'imagenet2012',
+      imagenet_model_section(
+          'resnet18', batch_size=batch.get('selector_batch',
+                                           IMAGENET_BATCH_SIZE)),
+      imagenet_model_section(
+          'resnet50', batch_size=batch.get('target_batch',
+                                           IMAGENET_BATCH_SIZE)),
+      methods, subset_size=IMAGENET_CORESET_SUBSET))
+  if quick:
+    make_coreset_quick(config)
+    config.data.image_size = 64
+    for role in ('selector', 'target'):
+      config[role].train.batch_size = 64
+      config[role].model.name = 'resnet18'
   return config

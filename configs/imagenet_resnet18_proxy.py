@@ -1,9 +1,13 @@
 """ImageNet, SVP: ResNet18 proxy (100 epochs) selects for ResNet50.
 
-  python main.py --config=configs/imagenet_resnet18_proxy.py[:METHOD][,quick] \
+  python main.py --config=configs/imagenet_resnet18_proxy.py[:ARG] \
       --config.data.data_dir=DIR [--config.data.manual_dir=DIR_WITH_TARS]
 
+ARG: [METHOD][,selector_batch=B][,target_batch=B][,quick].
 METHOD: least_confidence (default), kcenters, entropy, margin or random.
+`selector_batch=B`, `target_batch=B`: that model trains at batch B with
+every rate scaled by B / 256 (the reference's --proxy-batch-size B,
+--batch-size B with its default --scale-learning-rates).
 The paper's schedule (2% of the 1,281,167 images at random, then +8% and
 +10% per round) and recipe (batch 256, 5 warm-up epochs, label smoothing
 0.1, wd 1e-4, random-resized crops; configs/common.py). Images are streamed

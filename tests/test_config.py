@@ -197,3 +197,53 @@ def test_fashion_mnist_svp_selectors():
   assert fewer.selection.method == 'kcenters'
   with pytest.raises(ValueError, match='choose one of baseline, fewer_epochs'):
     load('fashion_mnist_svp', 'baseline,fewer_epochs')
+
+
+def test_imagenet_train_and_coreset_configs():
+  # pylint: disable-next=g-import-not-at-top
+  from configs import common
+  train = load('imagenet_train')
+  assert (train.model.name, train.data.name) == ('resnet18', 'imagenet2012')
+  assert train.train.to_dict() == common.imagenet_model_section(
+      'resnet18').train.to_dict()
+  assert not train.data.in_memory and train.data.image_size == 224
+  assert load('imagenet_train', 'resnet50').model.name == 'resnet50'
+  coreset_config = load('imagenet_coreset')
+  assert coreset_config.coreset.methods == ('forgetting_events',)
+  assert coreset_config.coreset.subset_size == 0.6  # 768,700 of 1,281,167.
+  assert (coreset_config.selector.model.name,
+          coreset_config.target.model.name) == ('resnet18', 'resnet50')
+  assert load('imagenet_coreset', 'all').coreset.methods == (
+      common.CORESET_METHODS)
+
+
+@pytest.mark.parametrize('name,arg,role', [
+    ('imagenet_train', 'resnet50,batch=1048', 'train'),
+    ('imagenet_resnet18_proxy', 'selector_batch=1028', 'selector.train'),
+    ('imagenet_resnet18_fewer_epochs_proxy', 'kcenters,selector_batch=1028',
+     'selector.train'),
+    ('imagenet_resnet50_baseline', 'target_batch=512', 'target.train'),
+    ('imagenet_coreset', 'entropy,selector_batch=1028', 'selector.train'),
+])
+def test_imagenet_batch_argument_scales_every_rate(name, arg, role):
+  """`NAME=B`: batch B, every rate x B / 256 (--scale-learning-rates)."""
+  batch = int(arg.rpartition('=')[2])
+  plain = load(name, arg.rpartition(',')[0] if ',' in arg else None)
+  config = load(name, arg)
+  validate(config)
+  section, base = config, plain
+  for part in role.split('.'):
+    section, base = section[part], base[part]
+  assert section.batch_size == batch and base.batch_size == 256
+  assert section.lr_schedule == tuple(
+      (epochs, lr * batch / 256) for epochs, lr in base.lr_schedule)
+  # Everything else as without the argument, the other model included.
+  section.batch_size, section.lr_schedule = base.batch_size, base.lr_schedule
+  assert config.to_dict() == plain.to_dict()
+
+
+@pytest.mark.parametrize('arg', ['batch=1048', 'selector_batch=0',
+                                 'selector_batch=1e3', 'kcenters,target=512'])
+def test_imagenet_batch_argument_is_checked(arg):
+  with pytest.raises(ValueError, match='is not NAME=B'):
+    load('imagenet_resnet18_proxy', arg)
