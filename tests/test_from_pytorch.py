@@ -7,16 +7,17 @@ svp_jax that can be checked without training anything:
 * every `python main.py ...` line parses exactly as main.py parses it
   (ml_collections config flags, locked config) and passes the validator of
   its mode (train, active, coreset, precomputed);
-* every pair of a reference `svp.cifar` or `svp.amazon` command
-  (`active|coreset|train`, or `fasttext` followed by the run that trains the
-  target on its selections) and an svp_jax command runs the same experiment:
-  the same models with the same recipe, dataset and method, and the same
-  labeled-set sizes (active), kept examples and k-centers seeds (coreset) or
-  run directory and sizes (`--precomputed-selection`). The reference side is
-  worked out from its CLI defaults, REFERENCE_DEFAULTS, AMAZON_DEFAULTS and
-  FASTTEXT_DEFAULTS below, which the page's tables must agree with;
-* every other reference command (ImageNet) is marked "not yet (issue N)"
-  with the right issue;
+* every pair of a reference `svp.cifar`, `svp.imagenet` or `svp.amazon`
+  command (`active|coreset|train`, or `fasttext` followed by the run that
+  trains the target on its selections) and an svp_jax command runs the same
+  experiment: the same models with the same recipe (label smoothing, and on
+  ImageNet the batch sizes, learning rates scaled to them and the crop
+  size, included), dataset and method, and the same labeled-set sizes
+  (active), kept examples and k-centers seeds (coreset) or run directory and
+  sizes (`--precomputed-selection`). The reference side is worked out from
+  its CLI defaults, REFERENCE_DEFAULTS, IMAGENET_DEFAULTS, AMAZON_DEFAULTS
+  and FASTTEXT_DEFAULTS below, which the page's tables must agree with;
+* every reference command has an svp_jax counterpart (none is "not yet");
 * the tables marked `<!-- check: CONFIG -->` give each config key's default
   correctly, list every reference flag and every config key; the Amazon
   defaults and fastText options tables give the reference's defaults and
@@ -58,7 +59,7 @@ with open(DOC_PATH) as _f:
 # The pool is the whole training split (no dev split in svp_jax yet).
 POOL_SIZES = {'cifar10': 50_000, 'cifar100': 50_000, 'fashion_mnist': 60_000,
               'amazon_review_polarity': 3_600_000,
-              'amazon_review_full': 3_000_000}
+              'amazon_review_full': 3_000_000, 'imagenet2012': 1_281_167}
 
 # The reference's `svp.cifar` CLI (svp/cifar/__main__.py, svp/common/cli.py,
 # release 0.1.0): every long option of `train`, `active` and `coreset`, and
@@ -174,6 +175,53 @@ FASTTEXT_RUN_DIR = '$fasttext_path'
 FASTTEXT_CONFIG = 'configs/amazon_review_polarity_fasttext_proxy.py'
 
 
+# The reference's `svp.imagenet` CLI (svp/imagenet/__main__.py, release
+# 0.1.0): svp.cifar's options, plus --scale-learning-rates (every rate x
+# batch / 256, on by default), --label-smoothing and mixed precision
+# (--fp16, --loss-scale), each with its --proxy- twin; the recipe of
+# REFERENCE.md (100 epochs with 5 of warm-up, batch 256, wd 1e-4, label
+# smoothing 0.1) and the paper's schedule (25,623 then +102,493,
+# +128,117 x 4) as defaults.
+IMAGENET_RECIPE_FLAGS = ('--scale-learning-rates', '--label-smoothing',
+                         '--fp16', '--loss-scale')
+IMAGENET_PROXY_FLAGS = tuple('--proxy-' + f[2:] for f in IMAGENET_RECIPE_FLAGS)
+IMAGENET_SUBCOMMAND_FLAGS = {
+    'train': TRAIN_FLAGS + IMAGENET_RECIPE_FLAGS,
+    'active': ACTIVE_FLAGS + IMAGENET_RECIPE_FLAGS + IMAGENET_PROXY_FLAGS,
+    'coreset': CORESET_FLAGS + IMAGENET_RECIPE_FLAGS + IMAGENET_PROXY_FLAGS,
+}
+IMAGENET_DEFAULTS = {
+    **REFERENCE_DEFAULTS,
+    '--dataset': 'imagenet', '--arch': 'resnet18',
+    '--epochs': (1, 1, 1, 1, 1, 25, 30, 20, 20),
+    '--learning-rate': (0.0167, 0.0333, 0.05, 0.0667, 0.0833, 0.1, 0.01,
+                        0.001, 0.0001),
+    '--scale-learning-rates': True, '--weight-decay': 1e-4,
+    '--batch-size': 256, '--label-smoothing': 0.1, '--fp16': False,
+    '--loss-scale': 256.0, '--initial-subset': 25_623,
+    '--round': (102_493, 128_117, 128_117, 128_117, 128_117),
+    '--subset': 512_466,
+    # Their own defaults, not --scale-learning-rates' and --fp16's.
+    '--proxy-scale-learning-rates': True, '--proxy-fp16': False,
+}
+# The reference's batch size its ImageNet learning rates are written for.
+REFERENCE_IMAGENET_LR_BATCH = 256
+# Its crops (random-resized for training, center for testing) are 224 pixels.
+REFERENCE_IMAGENET_CROP = 224
+# Mixed precision has no counterpart: svp_jax trains in float32 (the page
+# says so), so a pair may use these as it may --num-workers.
+IMAGENET_IGNORED = IGNORED_FLAGS + ('--fp16', '--proxy-fp16', '--loss-scale',
+                                    '--proxy-loss-scale')
+IMAGENET_COMPARED = COMPARED_FLAGS + (
+    '--scale-learning-rates', '--label-smoothing',
+    '--proxy-scale-learning-rates', '--proxy-label-smoothing')
+IMAGENET_BOOLEANS = BOOLEAN_FLAGS + (
+    '--scale-learning-rates', '--fp16', '--proxy-scale-learning-rates',
+    '--proxy-fp16')
+# svp_jax's names for the reference's datasets, where they differ.
+SVP_JAX_DATASETS = {'imagenet': 'imagenet2012'}
+
+
 @dataclasses.dataclass(frozen=True)
 class Cli:
   """One reference subcommand: its options and how to read them."""
@@ -195,9 +243,12 @@ CLIS = {
     ('svp.amazon', 'fasttext'): Cli(
         FASTTEXT_FLAGS, FASTTEXT_DEFAULTS, ('--track-test-acc',),
         ('--size',), FASTTEXT_COMPARED, FASTTEXT_IGNORED),
+    **{('svp.imagenet', name): Cli(options, IMAGENET_DEFAULTS,
+                                   IMAGENET_BOOLEANS, REPEATED_FLAGS,
+                                   IMAGENET_COMPARED, IMAGENET_IGNORED)
+       for name, options in IMAGENET_SUBCOMMAND_FLAGS.items()},
 }
-PORTED_MODULES = ('svp.cifar', 'svp.amazon')
-ISSUE_IMAGENET = 4
+PORTED_MODULES = ('svp.cifar', 'svp.amazon', 'svp.imagenet')
 
 # ml_collections loads config files with importlib's deprecated load_module.
 pytestmark = pytest.mark.filterwarnings(
@@ -370,13 +421,13 @@ def validate(config):
 
 
 def learner(model, lr_schedule, batch_size, momentum, weight_decay, augment,
-            **model_options):
+            label_smoothing, **model_options):
   """A model and its recipe; `model_options`: a text model's input size."""
   return {'model': model,
           'lr_schedule': tuple((int(e), float(lr)) for e, lr in lr_schedule),
           'batch_size': int(batch_size), 'momentum': float(momentum),
           'weight_decay': float(weight_decay), 'augment': bool(augment),
-          **model_options}
+          'label_smoothing': float(label_smoothing), **model_options}
 
 
 def fasttext_learner(lr_schedule, momentum, weight_decay, augment, *,
@@ -414,13 +465,13 @@ class Reference:
       if flag in self.cli.repeated:
         return tuple(cast(v) for v in value)
       return cast(value) if cast is not bool else value
-    if flag.startswith('--proxy-'):
+    if flag.startswith('--proxy-') and flag not in self.cli.defaults:
       return self.get('--' + flag[len('--proxy-'):], cast)
     return self.cli.defaults[flag]
 
 
 def parse_reference(command):
-  """The Reference of a `python -m svp.cifar|svp.amazon ...` line."""
+  """The Reference of a `python -m svp.cifar|amazon|imagenet ...` line."""
   argv = shlex.split(command)
   assert argv[:2] == ['python', '-m'], command
   module, subcommand, args = argv[2], argv[3], argv[4:]
@@ -461,13 +512,23 @@ def reference_role(ref, prefix):
   """The target (prefix '--') or proxy ('--proxy-') of a reference command."""
   model_options = ({'document_length': REFERENCE_DOCUMENT_LENGTH}
                    if ref.module == 'svp.amazon' else {})
-  return learner(ref.get(prefix + 'arch', str),
-                 zip(ref.get(prefix + 'epochs', int),
-                     ref.get(prefix + 'learning-rate', float)),
-                 ref.get(prefix + 'batch-size', int),
-                 ref.get(prefix + 'momentum', float),
+  batch_size = ref.get(prefix + 'batch-size', int)
+  rates = ref.get(prefix + 'learning-rate', float)
+  epochs = ref.get(prefix + 'epochs', int)
+  assert len(epochs) == len(rates), (
+      f'{prefix}epochs and {prefix}learning-rate differ in length')
+  label_smoothing = 0.0  # svp.cifar and svp.amazon have none.
+  if ref.module == 'svp.imagenet':
+    label_smoothing = ref.get(prefix + 'label-smoothing', float)
+    if ref.get(prefix + 'scale-learning-rates', bool):
+      # As the reference: the rates times (batch size / 256).
+      rates = tuple((np.array(rates) * (
+          batch_size / REFERENCE_IMAGENET_LR_BATCH)).tolist())
+  return learner(ref.get(prefix + 'arch', str), zip(epochs, rates),
+                 batch_size, ref.get(prefix + 'momentum', float),
                  ref.get(prefix + 'weight-decay', float),
-                 ref.get('--augmentation', bool), **model_options)
+                 ref.get('--augmentation', bool), label_smoothing,
+                 **model_options)
 
 
 def reference_experiment(ref):
@@ -476,6 +537,7 @@ def reference_experiment(ref):
       'a fasttext run pairs only with the run that trains its target')
   seed = ref.get('--seed', int)
   dataset = ref.get('--dataset', str)
+  dataset = SVP_JAX_DATASETS.get(dataset, dataset)
   train_target = ref.get('--train-target', bool)
   if ref.subcommand == 'train':
     return {'mode': 'train', 'dataset': dataset,
@@ -573,9 +635,13 @@ def reference_pipeline(commands):
   """What the reference runs for a block's commands (one, or two: fasttext)."""
   refs = [parse_reference(c) for c in commands]
   if len(refs) == 1:
-    return reference_experiment(refs[0])
-  assert len(refs) == 2, 'pair one reference command at a time'
-  return fasttext_pipeline(*refs)
+    experiment = reference_experiment(refs[0])
+  else:
+    assert len(refs) == 2, 'pair one reference command at a time'
+    experiment = fasttext_pipeline(*refs)
+  if experiment['dataset'] == 'imagenet2012':
+    experiment['image_size'] = REFERENCE_IMAGENET_CROP
+  return experiment
 
 
 @functools.cache
@@ -608,11 +674,21 @@ def svp_jax_role(section, info):
   model_options = ({'document_length': section.model.document_length}
                    if info.modality == 'text' else {})
   return learner(section.model.name, t.lr_schedule, t.batch_size,
-                 t.momentum, t.weight_decay, t.augment, **model_options)
+                 t.momentum, t.weight_decay, t.augment, t.label_smoothing,
+                 **model_options)
 
 
 def svp_experiment(config, reference_seed):
   """The same description of an svp_jax config."""
+  experiment = svp_jax_experiment(config, reference_seed)
+  if config.data.name == 'imagenet2012':
+    # Streamed: every image is cropped to this size.
+    experiment['image_size'] = config.data.image_size
+  return experiment
+
+
+def svp_jax_experiment(config, reference_seed):
+  """svp_experiment without the streamed datasets' crop size."""
   # The reference drew a random seed when none was given: compare only given.
   seed = config.seed if reference_seed is not None else None
   dataset = config.data.name
@@ -691,6 +767,19 @@ def test_the_page_has_commands_and_tables():
   assert all(c.selector.model.name == 'fasttext' for c in pipelines)
   assert any(c.mode == 'coreset' and c.selector.model.name.startswith('vdcnn')
              for _, c in amazon)
+  # ImageNet: training, active learning and core-sets, at batch 256 and at
+  # the README's larger batches, whose rates are scaled; a pair may drop
+  # --fp16 only because the page says svp_jax trains in float32.
+  imagenet = [(refs, load_command(c)) for refs, c in PAIRS
+              if refs[0].startswith('python -m svp.imagenet ')]
+  assert {c.mode for _, c in imagenet} == {'train', 'active', 'coreset'}
+  batches = {(c.train if c.mode == 'train' else c.selector.train).batch_size
+             for _, c in imagenet}
+  assert {256, 1028, 1048} <= batches
+  if any('--fp16' in shlex.split(r) for refs, _ in imagenet for r in refs):
+    assert re.search(r'`--fp16`[^.]*\bfloat32\b', DOC), (
+        'a command drops --fp16: the page must say svp_jax has no mixed '
+        'precision')
 
 
 @pytest.mark.parametrize('command', SVP_COMMANDS)
@@ -715,28 +804,20 @@ def test_svp_jax_command_loads_and_validates(command):
 
 @pytest.mark.parametrize('block', BLOCKS, ids=lambda b: (b.reference or
                                                          b.svp_jax)[0][:60])
-def test_reference_command_has_an_equivalent_or_an_honest_not_yet(block):
+def test_reference_command_has_an_equivalent(block):
   if not block.reference:
     return  # svp_jax-only examples are checked by the test above.
-  assert bool(block.svp_jax) != (block.not_yet is not None), (
-      'a reference command needs either svp_jax commands or a '
-      '"# svp_jax: not yet (issue N)" line, not both')
-  if block.svp_jax:
-    refs = [parse_reference(c) for c in block.reference]
-    assert len(refs) == 1 or (
-        len(refs) == 2 and refs[0].subcommand == 'fasttext'), (
-            'pair one reference command at a time, or a fasttext run and '
-            'the run that trains the target on its selections')
-    return
-  # CIFAR and Amazon reviews are in svp_jax, core-sets and
-  # --precomputed-selection too (issue 7): only ImageNet (issue 4) may
-  # still be "not yet".
-  needed = set()
-  for command in block.reference:
-    if command.startswith('python -m svp.imagenet '):
-      needed.add(ISSUE_IMAGENET)
-  assert needed, f'{block.reference!r} is marked "not yet" but svp_jax has it'
-  assert set(block.not_yet) == needed, (block.reference, block.not_yet)
+  # CIFAR, ImageNet and Amazon reviews are in svp_jax, core-sets and
+  # --precomputed-selection too (issues 4 and 7): no README command may be
+  # "not yet" any more.
+  assert block.not_yet is None, (
+      f'{block.reference!r} is marked "not yet" but svp_jax has it')
+  assert block.svp_jax, f'{block.reference!r}: no svp_jax command'
+  refs = [parse_reference(c) for c in block.reference]
+  assert len(refs) == 1 or (
+      len(refs) == 2 and refs[0].subcommand == 'fasttext'), (
+          'pair one reference command at a time, or a fasttext run and '
+          'the run that trains the target on its selections')
 
 
 @pytest.mark.parametrize('reference,command', PAIRS)
