@@ -1,7 +1,7 @@
 """SVP on real Rotten Tomatoes snippets: fastText selects for VDCNN9 (CPU size).
 
   python -m svp_jax.data.rotten_tomatoes --out_dir=DIR    # once: the CSVs
-  python main.py --config=configs/rotten_tomatoes_svp.py[:METHOD][,quick] \
+  python main.py --config=configs/rotten_tomatoes_svp.py[:METHOD][,fasttext_target][,quick] \
       --config.data.manual_dir=DIR
 
 The offline stand-in for Amazon Review Polarity (DATA.md), read by the same
@@ -15,7 +15,9 @@ Measured on this split (test accuracy, 2 seeds): 1,000 random labels 0.675
 (lr 0.05 x 25 epochs: 0.591), 4,000 labels 0.736 (0.720). Target: VDCNN9
 (max-pool) with the reference's VDCNN recipe (15 epochs, halved every 3,
 batch 128, wd 1e-4) on 256 characters, the longest snippet (1014 would be
-three quarters padding). Study: scripts/study_rotten_tomatoes_svp.sh.
+three quarters padding). `fasttext_target`: fastText selects for itself
+(the same recipe as target), a model that does learn from a few thousand
+snippets. Study: scripts/study_rotten_tomatoes_svp.sh.
 """
 
 from configs import common
@@ -26,10 +28,16 @@ DOCUMENT_LENGTH = 256
 
 
 def get_config(arg=None):
-  method, quick = common.parse_active_arg(arg)
+  parts = [p for p in (arg or '').split(',') if p]
+  fasttext_target = 'fasttext_target' in parts
+  method, quick = common.parse_active_arg(
+      ','.join(p for p in parts if p != 'fasttext_target'))
   selector = common.text_model_section('fasttext', FASTTEXT_LR_SCHEDULE)
-  target = common.text_model_section(TARGET)
-  target.model.document_length = DOCUMENT_LENGTH
+  if fasttext_target:
+    target = common.text_model_section('fasttext', FASTTEXT_LR_SCHEDULE)
+  else:
+    target = common.text_model_section(TARGET)
+    target.model.document_length = DOCUMENT_LENGTH
   config = common.active_config('rotten_tomatoes', selector, target, method,
                                 initial_subset=1000.0, rounds=(1000.0, 2000.0))
   if quick:
