@@ -161,12 +161,22 @@ def test_unknown_split(tmp_path):
 
 
 def test_dataset_info_facts():
-  assert data.SUPPORTED_DATASETS == ('cifar10', 'cifar100', 'fashion_mnist')
+  assert data.SUPPORTED_DATASETS == (
+      'cifar10', 'cifar100', 'fashion_mnist', 'imagenet2012',
+      'amazon_review_polarity', 'amazon_review_full', 'rotten_tomatoes')
   for name in data.SUPPORTED_DATASETS:
     info = data.dataset_info(name)
     assert info.name == name
-    assert (info.train_split, info.test_split) == ('train', 'test')
-    assert len(info.mean) == len(info.std) == info.image_shape[-1]
+    assert info.train_split == 'train'
+    assert info.test_split == ('validation' if name == 'imagenet2012'
+                               else 'test')
+    if info.modality == 'image':
+      assert len(info.mean) == len(info.std) == info.image_shape[-1]
+    else:
+      assert info.modality == 'text' and not info.image_shape
+  assert data.dataset_info('imagenet2012').host_augmentation
+  assert data.dataset_info('imagenet2012').num_classes == 1000
+  assert data.dataset_info('amazon_review_full').num_classes == 5
   assert data.dataset_info('cifar100').num_classes == 100
   assert data.dataset_info('cifar10').mean == (0.4914, 0.4822, 0.4465)
   assert data.dataset_info('cifar100').std == (0.2673, 0.2564, 0.2762)
