@@ -39,7 +39,8 @@ def score_pool(state: train.TrainState, model: Any, cfg: train.StepConfig,
   """One value per pool image: uncertainty for scoring methods, else features.
 
   `method` is a selection.SCORING_METHODS name, or 'features' for the
-  penultimate feature rows ([n, d] float32) that k-centers needs.
+  penultimate feature rows ([n, d] float32, Fortran-ordered) that k-centers
+  needs.
   """
   outputs = []
   labels = np.zeros(len(images), np.int32)  # Unused; keeps one batch layout.
@@ -54,6 +55,10 @@ def score_pool(state: train.TrainState, model: Any, cfg: train.StepConfig,
     outputs.append((out, int(mask.sum())))
   # One device-to-host copy per batch, after all batches were dispatched;
   # with several processes each one receives the whole batch.
-  return np.concatenate([
-      np.asarray(multihost_utils.process_allgather(out, tiled=True))[:real]
-      for out, real in outputs])
+  host = [np.asarray(multihost_utils.process_allgather(out, tiled=True))[:real]
+          for out, real in outputs]
+  if method != 'features':
+    return np.concatenate(host)
+  # Features come back Fortran-ordered (stored [d, n]), the feature-major
+  # layout greedy k-centers works in, so handing them over copies nothing.
+  return np.concatenate([h.T for h in host], axis=1).T

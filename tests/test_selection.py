@@ -406,10 +406,10 @@ def test_k_centers_memory_is_linear_in_pool():
   # matrix would need 512 MiB; allow the features copy plus a few O(n)
   # vectors and the (n x chunk) block.
   n, d, chunk = 16384, 8, 16
-  x = jnp.zeros((n, d))
+  x_t = jnp.zeros((d, n))  # The jitted body takes feature-major features.
   labeled = jnp.arange(n) % 2 == 0
   compiled = selection._k_centers_jit.lower(  # pylint: disable=protected-access
-      x, labeled, jnp.ones(n, bool), k=100, mesh=mesh_of(1),
+      x_t, labeled, jnp.ones(n, bool), k=100, mesh=mesh_of(1),
       chunk_size=chunk).compile()
   analysis = compiled.memory_analysis()
   if analysis is None:
