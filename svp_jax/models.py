@@ -69,11 +69,36 @@ class MaskedBatchNorm(nn.Module):
     return bn(x, mask=full_mask)
 
 
+def pointwise_conv(lhs: jax.Array, rhs: jax.Array, window_strides, padding,
+                   *, lhs_dilation=None, rhs_dilation=None,
+                   dimension_numbers=None, feature_group_count: int = 1,
+                   precision=None) -> jax.Array:
+  """A 1x1 convolution (NHWC input, HWIO kernel) computed as a matrix product.
+
+  Takes lax.conv_general_dilated's arguments, as flax's nn.Conv passes them.
+  The same sums over input channels, but XLA:CPU runs a convolution with a
+  1x1 window through its generic convolution kernel at 13-98 GFLOP/s, and
+  the equivalent dot at 169-201 GFLOP/s on this benchmark machine
+  (BUILD.md, "Performance"); other backends lose nothing.
+  """
+  del dimension_numbers  # flax's channels-last default; checked by shape.
+  if (rhs.shape[:2] != (1, 1) or any(p != (0, 0) for p in padding) or
+      feature_group_count != 1 or
+      any(d not in (None, (1, 1)) for d in (lhs_dilation, rhs_dilation))):
+    raise ValueError('pointwise_conv takes a 1x1 window with no padding, '
+                     f'dilation or groups; got kernel {rhs.shape}, padding '
+                     f'{padding}')
+  sh, sw = window_strides
+  return jnp.einsum('bhwc,co->bhwo', lhs[:, ::sh, ::sw, :], rhs[0, 0],
+                    precision=precision)
+
+
 def conv(features: int, kernel: int, stride: int = 1) -> nn.Conv:
   return nn.Conv(
       features, (kernel, kernel), strides=(stride, stride),
       padding=[(kernel // 2, kernel // 2)] * 2, use_bias=False,
-      kernel_init=conv_init)
+      kernel_init=conv_init,
+      conv_general_dilated=pointwise_conv if kernel == 1 else None)
 
 
 class PreActBasicBlock(nn.Module):

@@ -195,3 +195,35 @@ def test_masked_batchnorm_ignores_padding():
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4,
                                                        atol=1e-5),
                padded_stats, stats)
+
+
+@pytest.mark.parametrize('stride', [1, 2])
+def test_pointwise_conv_equals_the_convolution(stride):
+  # 1x1 convs run as a dot (faster on XLA:CPU); values and gradients must be
+  # those of the convolution.
+  x = jax.random.normal(jax.random.key(0), (3, 6, 6, 5))
+  layer = models.conv(7, 1, stride)
+  params = layer.init(jax.random.key(1), x)
+
+  def by_conv(x, kernel):
+    return jax.lax.conv_general_dilated(
+        x, kernel, (stride, stride), [(0, 0), (0, 0)],
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+  def by_layer(x, kernel):
+    return layer.apply({'params': {'kernel': kernel}}, x)
+
+  kernel = params['params']['kernel']
+  assert kernel.shape == (1, 1, 5, 7)
+  np.testing.assert_allclose(by_layer(x, kernel), by_conv(x, kernel),
+                             rtol=1e-5, atol=1e-5)
+  loss = lambda f: lambda x, k: jnp.sum(jnp.sin(f(x, k)))
+  for got, want in zip(jax.grad(loss(by_layer), (0, 1))(x, kernel),
+                       jax.grad(loss(by_conv), (0, 1))(x, kernel)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_pointwise_conv_rejects_other_windows():
+  with pytest.raises(ValueError, match='1x1 window'):
+    models.pointwise_conv(jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 2)),
+                          (1, 1), [(1, 1), (1, 1)])
