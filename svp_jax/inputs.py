@@ -38,12 +38,16 @@ def model_names(info: DatasetInfo) -> tuple[str, ...]:
   return models.MODEL_NAMES
 
 
+def _num_buckets(model_section: Any) -> int:
+  """fastText's table size: the model's rows and the ids' hash modulus."""
+  return model_section.get('num_buckets', text_models.DEFAULT_NUM_BUCKETS)
+
+
 def create_model(model_section: Any, info: DatasetInfo) -> nn.Module:
   """The model `model_section.name` with `info`'s number of classes."""
   if info.modality == 'text':
     return text_models.create_text_model(
-        model_section.name, info.num_classes,
-        model_section.get('num_buckets', text_models.DEFAULT_NUM_BUCKETS))
+        model_section.name, info.num_classes, _num_buckets(model_section))
   return models.create_model(model_section.name, info.num_classes)
 
 
@@ -63,8 +67,7 @@ def _encoding(model_section: Any, info: DatasetInfo) -> tuple[Any, ...]:
   if info.modality != 'text':
     return ('as loaded',)
   if model_section.name == 'fasttext':
-    return ('fasttext', model_section.get('num_buckets',
-                                          text_models.DEFAULT_NUM_BUCKETS),
+    return ('fasttext', _num_buckets(model_section),
             model_section.get('max_ids', 0) or None)
   return ('characters', model_section.get('document_length',
                                           text_models.DOCUMENT_LENGTH))
