@@ -19,8 +19,8 @@ Three implementations (--impl), on the same seeded pool:
              per pick with SciPy's cdist on a gathered copy of the pool.
 
 Phases are timed separately. jax: compile (AOT), initialisation from the
-labeled set plus one pick (a k=1 run, warmed up, median of <= 3) and the
-full run; per-pick time = (full - init) / (k - 1). numpy / reference:
+labeled set plus one pick (a k=1 run, warmed up) and the full run, timed
+alternately, medians of <= 3 each; per-pick time = (full - init) / (k - 1). numpy / reference:
 initialisation, then the k picks; per-pick time = picks / k.
 
 Memory: `peak_rss_gib` covers the whole process; `working_gib` is the peak
@@ -109,14 +109,17 @@ def run_jax(host_features, labeled, k, chunk_size, hw):
   full_exe, compile_s = timed(compiled, k)
   with hw.PeakMemory() as memory:
     # The first execution also starts the runtime's threads: warm up, then
-    # take the median of up to three runs (fewer when one takes seconds, as
-    # with thousands of labeled points in a 2M-point pool).
+    # time init-only and full runs alternately, the median of up to three
+    # of each (fewer when they take seconds, as with thousands of labeled
+    # points in a 2M-point pool), so a slow moment hits neither alone.
     timed(init_exe, features, labeled_dev, valid)
-    init_runs = []
-    while len(init_runs) < 3 and sum(init_runs) < 2.0:
+    init_runs, total_runs = [], []
+    while len(total_runs) < 3 and sum(init_runs + total_runs) < 4.0:
       init_runs.append(timed(init_exe, features, labeled_dev, valid)[1])
+      (picked, radii), total_s = timed(full_exe, features, labeled_dev, valid)
+      total_runs.append(total_s)
     init_s = statistics.median(init_runs)
-    (picked, radii), total_s = timed(full_exe, features, labeled_dev, valid)
+    total_s = statistics.median(total_runs)
   return {
       'devices': mesh.size, 'chunk_size': chunk,
       'platform': jax.devices()[0].platform,

@@ -79,9 +79,10 @@ def pointwise_conv(lhs: jax.Array, rhs: jax.Array, window_strides, padding,
   The same sums over input channels, but XLA:CPU runs a convolution with a
   1x1 window through its generic convolution kernel at 13-98 GFLOP/s, and
   the equivalent dot at 169-201 GFLOP/s on this benchmark machine
-  (BUILD.md, "Performance"); other backends lose nothing.
+  (BUILD.md, "Performance"); other backends compute the same product
+  either way.
   """
-  del dimension_numbers  # flax's channels-last default; checked by shape.
+  del dimension_numbers  # nn.Conv's only layout: NHWC input, HWIO kernel.
   if (rhs.shape[:2] != (1, 1) or any(p != (0, 0) for p in padding) or
       feature_group_count != 1 or
       any(d not in (None, (1, 1)) for d in (lhs_dilation, rhs_dilation))):

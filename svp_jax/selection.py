@@ -234,8 +234,8 @@ def select_random(key: jax.Array,
 # memory-bound, and its speed depends on how the per-point sum over d is
 # emitted. Summed over the minor axis of [rows, d] (or with reduce over the
 # major axis of [d, rows]), XLA:CPU ran at 2.5x the read-bandwidth floor at
-# d = 64 but 12-50x at d = 256; as d vectorised elementwise passes over
-# contiguous [rows] feature rows it runs at 1.0-2.0x at both (BUILD.md,
+# d = 64 but 11-56x at d = 256; as d vectorised elementwise passes over
+# contiguous [rows] feature rows, 1.6-1.9x at both (BUILD.md,
 # "Performance"). The layout also suits accelerators: points fill the vector
 # lanes.
 

@@ -131,3 +131,35 @@ def test_selection_speedups_by_seed(quick_run):
   assert rows[('proxy', 0)]['time_ratio'] == pytest.approx(0.25)
   assert rows[('proxy', 1)]['speedup'] == pytest.approx(4.0)
   assert selection['summary']['proxy']['seeds'] == 2
+
+
+@pytest.mark.slow
+def test_report_only_rewrites_markdown_from_json(quick_run, tmp_path):
+  results = json.loads(json.dumps(quick_run[0]))  # A copy to edit.
+  # A pick cheaper than the init's run-to-run spread gives a negative
+  # estimate: reported as noise, never as a number. A high load at the end
+  # is the benchmark's own; only a high load at the start is a warning.
+  jax_row = next(r for r in results['kcenters'] if r['impl'] == 'jax')
+  jax_row['per_pick_ms'] = -2.0
+  results['load_average_end'] = [99.0, 99.0, 99.0]
+  results['machine']['load_average'] = [0.0, 0.0, 0.0]
+  out, md = tmp_path / 'all.json', tmp_path / 'BENCHMARKS.md'
+  out.write_text(json.dumps(results))
+  proc = subprocess.run(
+      [sys.executable, '-m', 'benchmarks.run_all', '--report_only',
+       f'--out_md={md}', f'--out_json={out}'],
+      cwd=REPO, capture_output=True, text=True, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  text = md.read_text()
+  assert '| < noise |' in text and '| -2 |' not in text
+  assert 'Warning' not in text
+  assert json.loads(out.read_text()) == results  # The JSON is left alone.
+
+  results['machine']['load_average'] = [9.0, 9.0, 9.0]
+  out.write_text(json.dumps(results))
+  subprocess.run(
+      [sys.executable, '-m', 'benchmarks.run_all', '--report_only',
+       f'--out_md={md}', f'--out_json={out}'],
+      cwd=REPO, capture_output=True, text=True, check=True)
+  assert '**Warning: the machine was busy (1-minute load average 9.0 at ' \
+      'start' in md.read_text()
