@@ -20,8 +20,9 @@ Three implementations (--impl), on the same seeded pool:
 
 Phases are timed separately. jax: compile (AOT), initialisation from the
 labeled set plus one pick (a k=1 run, warmed up) and the full run, timed
-alternately, medians of <= 3 each; per-pick time = (full - init) / (k - 1). numpy / reference:
-initialisation, then the k picks; per-pick time = picks / k.
+alternately, medians of <= 3 each; per-pick time = (full - init) / (k - 1).
+numpy / reference: initialisation, then the k picks; per-pick time =
+picks / k.
 
 Memory: `peak_rss_gib` covers the whole process; `working_gib` is the peak
 during selection above the resident size once the inputs were built (VmHWM
