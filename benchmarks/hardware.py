@@ -197,7 +197,9 @@ class PeakMemory:
 
   `working_gib`: the block's high-water RSS minus the RSS at entry (what the
   block itself allocated at most); `process_peak_gib`: the whole process's
-  high-water mark, before or during the block.
+  high-water mark, before or during the block. Linux updates the high-water
+  mark lazily, so memory allocated and freed again inside the block can be
+  missed: `working_gib` is a lower bound.
   """
 
   def __enter__(self) -> 'PeakMemory':
