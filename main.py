@@ -18,6 +18,7 @@ from ml_collections import config_flags
 
 from svp_jax import data
 from svp_jax import distributed
+from svp_jax import host_memory
 from svp_jax import jobs
 from svp_jax import validation
 
@@ -58,6 +59,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  host_memory.retain_freed_memory()  # before JAX starts its threads
   config_path = flags.FLAGS['config'].config_filename
   workdir = _WORKDIR.value or os.path.join(
       'workdirs', os.path.splitext(os.path.basename(config_path))[0])

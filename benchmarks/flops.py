@@ -4,6 +4,7 @@ Only convolutions and dense layers are counted (BatchNorm, ReLU, pooling and
 the optimizer are a few per cent of a ResNet's arithmetic and memory-bound):
 
   conv:  MACs = N * H_out * W_out * C_out * K_h * K_w * C_in / groups
+         (lax's, or svp_jax.cpu_conv's oneDNN kernel on the CPU)
   dense: MACs = (product of the output shape) * (contracted size)
   forward FLOPs = 2 * MACs
   training FLOPs ~= 3 * forward FLOPs (forward, gradient w.r.t. the input,
@@ -19,6 +20,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from jax.extend import core as jax_core
+
+from svp_jax import cpu_conv
 
 # The ratio of a training step's FLOPs to its forward pass's (see docstring).
 TRAIN_TO_FORWARD = 3
@@ -57,6 +60,12 @@ def _dot_macs(eqn) -> int:
   return math.prod(out.shape) * math.prod(lhs.shape[i] for i in lhs_contract)
 
 
+def _onednn_conv_macs(eqn) -> int:
+  # svp_jax.cpu_conv's forward kernel: NHWC output, HWIO weights.
+  kh, kw, cin, _ = eqn.invars[1].aval.shape
+  return math.prod(eqn.outvars[0].aval.shape) * kh * kw * cin
+
+
 def count_macs(jaxpr) -> int:
   """Multiply-accumulates of every conv and dot in `jaxpr`, nested included."""
   macs = 0
@@ -66,6 +75,9 @@ def count_macs(jaxpr) -> int:
       macs += _conv_macs(eqn)
     elif name == 'dot_general':
       macs += _dot_macs(eqn)
+    elif (name == 'ffi_call' and
+          eqn.params['target_name'] == cpu_conv.FORWARD_TARGET):
+      macs += _onednn_conv_macs(eqn)
     for sub in _subjaxprs(eqn):
       macs += count_macs(sub)
   return macs

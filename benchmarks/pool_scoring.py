@@ -23,6 +23,7 @@ import numpy as np
 
 from benchmarks import hardware
 from benchmarks import jax_steps
+from svp_jax import host_memory
 from svp_jax import models
 from svp_jax import scoring
 from svp_jax import selection
@@ -76,6 +77,7 @@ def measure(model_name: str, n: int, batch_size: int, methods: list[str],
 
 def main(argv):
   del argv
+  host_memory.retain_freed_memory()  # as main.py does
   rows = measure(_MODEL.value, _N.value, _BATCH.value, _METHODS.value,
                  _CLASSES.value, _REPEATS.value)
   print(json.dumps(rows), flush=True)

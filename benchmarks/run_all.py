@@ -47,6 +47,7 @@ from absl import logging
 from benchmarks import flops
 from benchmarks import hardware
 from benchmarks import selection_speedup
+from svp_jax import host_memory
 
 # Above this 1-minute load average per core, the report says the machine was
 # busy (this process alone keeps about one core busy when it starts).
@@ -618,6 +619,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 def run(argv: list[str]) -> dict[str, Any]:
   """Measures the requested parts; returns every result (and writes them)."""
+  host_memory.retain_freed_memory()  # as main.py does
   if _QUICK.value:
     apply_quick()
   unknown = set(_PARTS.value) - set(PARTS)

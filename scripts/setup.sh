@@ -29,6 +29,14 @@ if [[ "${1:-}" == "--dev" ]]; then
     scattertext==0.2.2
 fi
 
+# The oneDNN CPU convolution kernels (svp_jax/cpu_conv.py), compiled now so
+# a missing compiler shows here; without them runs fall back to XLA's slower
+# CPU convolution.
+if ! .venv/bin/python -m svp_jax.cpu_conv >/dev/null; then
+  echo "[setup] warning: oneDNN convolution kernels not built; CPU training" \
+    "uses XLA's own convolution (about half as fast)" >&2
+fi
+
 FMNIST_DIR=/usr/share/datasets/fashion-mnist
 if [[ ! -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ]]; then
   if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then

@@ -27,6 +27,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from svp_jax import cpu_conv
+
 # PyTorch's kaiming_normal_(mode='fan_out') draws from an untruncated normal.
 conv_init = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
 
@@ -99,7 +101,8 @@ def conv(features: int, kernel: int, stride: int = 1) -> nn.Conv:
       features, (kernel, kernel), strides=(stride, stride),
       padding=[(kernel // 2, kernel // 2)] * 2, use_bias=False,
       kernel_init=conv_init,
-      conv_general_dilated=pointwise_conv if kernel == 1 else None)
+      conv_general_dilated=(pointwise_conv if kernel == 1 else
+                            cpu_conv.conv_general_dilated))
 
 
 class PreActBasicBlock(nn.Module):
