@@ -326,18 +326,20 @@ def _onednn_covers(lhs, rhs, padding, lhs_dilation, rhs_dilation,
 def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides,
                          padding, lhs_dilation=None, rhs_dilation=None,
                          dimension_numbers=None, feature_group_count: int = 1,
-                         precision=None) -> jax.Array:
+                         precision=None, *,
+                         fallback=jax.lax.conv_general_dilated) -> jax.Array:
   """lax.conv_general_dilated, through oneDNN on the CPU where it applies.
 
   oneDNN (see the module docstring) for float32 NHWC x HWIO convolutions
-  with explicit padding and no dilation or groups; lax otherwise.
+  with explicit padding and no dilation or groups; `fallback`, called with
+  the same arguments, otherwise.
   """
   if (_onednn_covers(lhs, rhs, padding, lhs_dilation, rhs_dilation,
                      dimension_numbers, feature_group_count) and
       onednn_enabled()):
     return _onednn_conv(lhs, rhs, tuple(int(s) for s in window_strides),
                         _explicit_pairs(padding))
-  return jax.lax.conv_general_dilated(
+  return fallback(
       lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
       rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
       feature_group_count=feature_group_count, precision=precision)

@@ -1,7 +1,7 @@
 """oneDNN convolutions on the CPU (svp_jax/cpu_conv.py) against lax's own.
 
-Values and both gradients for the geometries the models use (3x3 with stride
-1 and 2, the ImageNet 7x7 stem, uneven padding), on 1 device and with the
+Values and both gradients for the geometries the models use (3x3 and 1x1
+with stride 1 and 2, the ImageNet 7x7 stem, uneven padding), on 1 device and with the
 batch split over 8 simulated devices; the compiled program really calls the
 kernels, keeps the batch split, and the fallbacks go to lax.
 """
@@ -29,6 +29,8 @@ GEOMETRIES = [
     ((16, 10, 10, 4), (3, 3, 4, 6), (2, 2), ((1, 1), (1, 1))),
     ((8, 12, 12, 3), (7, 7, 3, 5), (2, 2), ((3, 3), (3, 3))),
     ((8, 8, 8, 4), (3, 3, 4, 4), (1, 2), ((0, 1), (2, 0))),
+    ((8, 8, 8, 16), (1, 1, 16, 32), (1, 1), ((0, 0), (0, 0))),
+    ((8, 8, 8, 16), (1, 1, 16, 8), (2, 2), ((0, 0), (0, 0))),
 ]
 
 

@@ -198,9 +198,13 @@ def test_masked_batchnorm_ignores_padding():
 
 
 @pytest.mark.parametrize('stride', [1, 2])
-def test_pointwise_conv_equals_the_convolution(stride):
-  # 1x1 convs run as a dot (faster on XLA:CPU); values and gradients must be
-  # those of the convolution.
+@pytest.mark.parametrize('cpu_conv_mode', ['auto', 'xla'])
+def test_pointwise_conv_equals_the_convolution(stride, cpu_conv_mode,
+                                               monkeypatch):
+  # 1x1 convs run through oneDNN on the CPU (auto), else as a dot (faster
+  # than XLA:CPU's convolution); values and gradients must be those of the
+  # convolution.
+  monkeypatch.setenv('SVP_JAX_CPU_CONV', cpu_conv_mode)
   x = jax.random.normal(jax.random.key(0), (3, 6, 6, 5))
   layer = models.conv(7, 1, stride)
   params = layer.init(jax.random.key(1), x)
