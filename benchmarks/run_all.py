@@ -47,6 +47,7 @@ from absl import logging
 from benchmarks import flops
 from benchmarks import hardware
 from benchmarks import selection_speedup
+from svp_jax import cpu_conv
 from svp_jax import host_memory
 
 # Above this 1-minute load average per core, the report says the machine was
@@ -69,6 +70,9 @@ _OUT_JSON = flags.DEFINE_string('out_json', 'benchmarks/results/all.json',
 _REPORT_ONLY = flags.DEFINE_bool(
     'report_only', False, 'Measure nothing: rewrite --out_md from the '
     'results already in --out_json (after a change to the report).')
+_KEEP_OTHER_PARTS = flags.DEFINE_bool(
+    'keep_other_parts', False, 'Parts not in --parts keep the results '
+    'already in --out_json (the report names them and their date).')
 _TRAIN_BATCH = flags.DEFINE_integer('train_batch', 128, 'Training batch size.')
 _EVAL_BATCH = flags.DEFINE_integer('eval_batch', 512, 'Eval batch size.')
 _TORCH_THREADS = flags.DEFINE_integer(
@@ -197,6 +201,9 @@ def measure_throughput(peak_gflops: float | None) -> list[dict[str, Any]]:
            'jax_devices': mesh.size, 'torch_threads': threads,
            'train_batch': tb, 'eval_batch': eb, 'steps': steps,
            'repeats': repeats,
+           'jax_convolutions': ('oneDNN' if cpu_conv.onednn_enabled() else
+                                'XLA'),
+           'jax_host_memory_retained': host_memory.retain_freed_memory(),
            'forward_gflop_per_image': forward / 1e9,
            'train_gflop_per_image': train_flops / 1e9}
     if 'torch' in runners:
@@ -427,7 +434,8 @@ def _throughput_section(results) -> list[str]:
            f"{_threads(rows[0]['torch_threads'])}) timed alternately in the "
            'same process. Train: batch '
            f"{s['train_batch']}, crop+flip augmentation, SGD momentum 0.9, "
-           f"weight decay 5e-4. Eval: batch {s['eval_batch']}, forward only.",
+           f"weight decay 5e-4. Eval: batch {s['eval_batch']}, forward only. "
+           f'{_jax_setup(rows[0])}.',
            '']
   lines += table(
       ['model', 'params', 'JAX train', 'PyTorch train', 'train JAX/PyTorch',
@@ -602,6 +610,12 @@ def markdown(results: dict[str, Any]) -> str:
            '`python -m benchmarks.run_all` with the same arguments). Ratios '
            'come from figures measured side by side in the same run. '
            f"Total time {results['seconds']:.0f} s.", '']
+  carried = results.get('carried_over')
+  if carried:
+    lines += [f"Parts {', '.join(carried['parts'])} are from an earlier run "
+              f"({carried['date_utc']}, `{carried['command']}`, "
+              f"{carried['seconds']:.0f} s in all), kept by "
+              '--keep_other_parts; the rest is from this run.', '']
   if results['settings']['quick']:
     lines += ['**Quick mode: tiny settings that check the harness; the '
               'numbers below mean nothing.**', '']
@@ -654,8 +668,36 @@ def run(argv: list[str]) -> dict[str, Any]:
     results['selection'] = measure_selection()
   results['load_average_end'] = os.getloadavg()
   results['seconds'] = time.perf_counter() - start
+  if _KEEP_OTHER_PARTS.value:
+    carry_over_parts(results, parts)
   write(results)
   return results
+
+
+def carry_over_parts(results: dict[str, Any], parts: set[str]) -> None:
+  """Copies the results of parts not run now from the existing --out_json."""
+  with open(_OUT_JSON.value) as f:
+    previous = json.load(f)
+  kept = [p for p in ('kcenters', 'scoring', 'selection')
+          if p not in parts and p in previous]
+  for part in kept:
+    results[part] = previous[part]
+  if kept:
+    results['carried_over'] = {
+        'parts': kept, 'date_utc': previous['machine']['date_utc'],
+        'command': previous['command'],
+        'seconds': previous['seconds']}
+
+
+def _jax_setup(row: dict[str, Any]) -> str:
+  # Rows from before these keys existed ran XLA's convolution, glibc default.
+  convolutions = ('oneDNN (svp_jax.cpu_conv)'
+                  if row.get('jax_convolutions') == 'oneDNN' else
+                  "XLA:CPU's own")
+  memory = ('kept for the next step (svp_jax.host_memory)'
+            if row.get('jax_host_memory_retained') else
+            "returned to the OS (glibc's default)")
+  return f'JAX convolutions: {convolutions}; freed host memory {memory}'
 
 
 def write(results: dict[str, Any]) -> None:

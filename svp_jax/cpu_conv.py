@@ -120,7 +120,11 @@ def build() -> pathlib.Path:
     except OSError as e:
       raise BuildError(f'running the C++ compiler failed: {e}') from e
     if result.returncode != 0:
-      raise BuildError(f'compiling {_SOURCE} failed:\n{result.stderr[-3000:]}')
+      first_error = next(
+          (line for line in result.stderr.splitlines() if 'error' in line),
+          result.stderr.strip()[:300])
+      raise BuildError(f'compiling {_SOURCE} failed: {first_error}\n'
+                       f'{result.stderr[-3000:]}')
     os.replace(tmp, out)
   return out
 

@@ -163,3 +163,26 @@ def test_report_only_rewrites_markdown_from_json(quick_run, tmp_path):
       cwd=REPO, capture_output=True, text=True, check=True)
   assert '**Warning: the machine was busy (1-minute load average 9.0 at ' \
       'start' in md.read_text()
+
+
+@pytest.mark.slow
+def test_keep_other_parts_carries_unrun_parts_over(quick_run, tmp_path):
+  """Re-running only the hardware part keeps the other parts' results."""
+  previous = quick_run[0]
+  out, md = tmp_path / 'all.json', tmp_path / 'BENCHMARKS.md'
+  out.write_text(json.dumps(previous))
+  env = dict(os.environ, XLA_FLAGS=sharding.simulated_cpu_devices_flags(1))
+  proc = subprocess.run(
+      [sys.executable, '-m', 'benchmarks.run_all', '--quick',
+       '--parts=hardware', '--keep_other_parts', f'--out_md={md}',
+       f'--out_json={out}'],
+      cwd=REPO, env=env, capture_output=True, text=True, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = json.loads(out.read_text())
+  for part in ('kcenters', 'scoring', 'selection'):
+    assert results[part] == previous[part]
+  assert results['carried_over']['parts'] == ['kcenters', 'scoring',
+                                              'selection']
+  assert 'throughput' not in results  # run now, so not carried over
+  assert ('Parts kcenters, scoring, selection are from an earlier run ('
+          f"{previous['machine']['date_utc']}") in md.read_text()
