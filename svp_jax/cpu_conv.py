@@ -130,15 +130,22 @@ def build() -> pathlib.Path:
 
 
 @functools.cache
-def _register() -> None:
-  """Builds, loads and registers the kernels with XLA, once per process."""
+def _registration_error() -> str | None:
+  """Builds, loads and registers the kernels once per process.
+
+  Returns why that failed, or None; a failure is remembered too, so a
+  missing compiler is not retried at every convolution traced.
+  """
   try:
     library = ctypes.cdll.LoadLibrary(str(build()))
   except OSError as e:
-    raise BuildError(f'loading the oneDNN kernels failed: {e}') from e
+    return f'loading the oneDNN kernels failed: {e}'
+  except BuildError as e:
+    return str(e)
   for target in _TARGETS.values():
     jax.ffi.register_ffi_target(
         target, jax.ffi.pycapsule(getattr(library, target)), platform='cpu')
+  return None
 
 
 @functools.cache
@@ -153,14 +160,13 @@ def onednn_enabled() -> bool:
   chosen = mode()
   if chosen == 'xla' or jax.default_backend() != 'cpu':
     return False
-  try:
-    _register()
-  except BuildError as e:
-    if chosen == 'onednn':
-      raise
-    _warn_fallback(str(e).splitlines()[0])
-    return False
-  return True
+  error = _registration_error()
+  if error is None:
+    return True
+  if chosen == 'onednn':
+    raise BuildError(error)
+  _warn_fallback(error.splitlines()[0])
+  return False
 
 
 @functools.cache
