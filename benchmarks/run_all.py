@@ -543,7 +543,7 @@ def _scoring_section(results) -> list[str]:
            f"{results['settings']['repeats']} passes after a warm-up. "
            'Working GiB: peak RSS during the passes above the RSS before them '
            '(compare with the n x classes float32 array the host never '
-           'holds).', '']
+           f'holds){_retained_note(results)}.', '']
   lines += table(
       ['model', 'method', 'pool', 'batch', 'devices', 'images/s',
        'working GiB', 'peak GiB', 'scores bytes', 'n x classes bytes'],
@@ -612,10 +612,10 @@ def markdown(results: dict[str, Any]) -> str:
            f"Total time {results['seconds']:.0f} s.", '']
   carried = results.get('carried_over')
   if carried:
-    lines += [f"Parts {', '.join(carried['parts'])} are from an earlier run "
+    lines += [f"Not measured in this run (--keep_other_parts): "
+              f"{', '.join(carried['parts'])}, kept from an earlier run "
               f"({carried['date_utc']}, `{carried['command']}`, "
-              f"{carried['seconds']:.0f} s in all), kept by "
-              '--keep_other_parts; the rest is from this run.', '']
+              f"{carried['seconds']:.0f} s in all).", '']
   if results['settings']['quick']:
     lines += ['**Quick mode: tiny settings that check the harness; the '
               'numbers below mean nothing.**', '']
@@ -687,6 +687,15 @@ def carry_over_parts(results: dict[str, Any], parts: set[str]) -> None:
         'parts': kept, 'date_utc': previous['machine']['date_utc'],
         'command': previous['command'],
         'seconds': previous['seconds']}
+
+
+def _retained_note(results: dict[str, Any]) -> str:
+  if any(r.get('jax_host_memory_retained')
+         for r in results.get('throughput') or []):
+    return ('; a lower bound here: this run kept freed memory in the '
+            'process (svp_jax.host_memory), so earlier parts\' pages are '
+            'reused rather than counted')
+  return ''
 
 
 def _jax_setup(row: dict[str, Any]) -> str:

@@ -184,5 +184,6 @@ def test_keep_other_parts_carries_unrun_parts_over(quick_run, tmp_path):
   assert results['carried_over']['parts'] == ['kcenters', 'scoring',
                                               'selection']
   assert 'throughput' not in results  # run now, so not carried over
-  assert ('Parts kcenters, scoring, selection are from an earlier run ('
+  assert ('Not measured in this run (--keep_other_parts): kcenters, '
+          'scoring, selection, kept from an earlier run ('
           f"{previous['machine']['date_utc']}") in md.read_text()
