@@ -676,6 +676,10 @@ def run(argv: list[str]) -> dict[str, Any]:
 
 def carry_over_parts(results: dict[str, Any], parts: set[str]) -> None:
   """Copies the results of parts not run now from the existing --out_json."""
+  if not os.path.exists(_OUT_JSON.value):
+    logging.warning('--keep_other_parts: no %s to keep parts from',
+                    _OUT_JSON.value)
+    return
   with open(_OUT_JSON.value) as f:
     previous = json.load(f)
   kept = [p for p in ('kcenters', 'scoring', 'selection')

@@ -5,14 +5,15 @@ By default glibc gives large blocks back to the kernel (blocks above its mmap
 threshold are unmapped on free; the heaps of per-thread arenas are trimmed),
 so the next step faults in freshly zeroed pages all over again. Training
 preact20 for 30 s on this project's 2-core benchmark machine took 4.4 million
-minor page faults and 9 s of system time; with the settings below, 0.4
-million and 1.8 s, and 1.4x the training throughput (BUILD.md,
+minor page faults and 9.5 s of system time; with the settings below, 0.28
+million and 1.6 s, and 1.4x the training throughput (BUILD.md,
 "Performance").
 
 `retain_freed_memory()` tells glibc to serve all threads from one arena grown
 with brk, never to mmap, and not to trim: freed memory stays with the process
-for the next step. The process's peak memory is unchanged; it just does not
-shrink after the peak. Entry points (main.py, the benchmarks) call it before
+for the next step. The process's peak memory stays about the same (training
+preact164: 5.4-6.2 GB resident, against a 5.5 GB peak with glibc's
+defaults); it just does not shrink after the peak. Entry points (main.py, the benchmarks) call it before
 JAX starts its threads; it is a no-op where libc is not glibc.
 """
 
@@ -23,8 +24,9 @@ import functools
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _M_ARENA_MAX = -8
-_SETTINGS = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0),
-             (_M_TRIM_THRESHOLD, -1))  # -1: glibc reads it as SIZE_MAX, never
+# A trim threshold of -1 reads as SIZE_MAX: never trim. (2**31 - 1 was not
+# enough: preact164's 4.6 GB step buffer was still handed back every step.)
+_SETTINGS = ((_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, -1))
 
 
 @functools.cache
