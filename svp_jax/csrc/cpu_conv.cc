@@ -8,9 +8,10 @@
 // svp_jax/cpu_conv.py.
 //
 // Several XLA CPU devices may call a handler at once from their own threads,
-// so primitives are cached under a lock and every call brings its own
-// scratchpad: oneDNN's default library-owned scratchpad is shared between
-// primitives and unsafe for concurrent execution.
+// so primitives are cached under a lock and each calling thread passes its
+// own scratchpad: oneDNN's default library-owned scratchpad is shared between
+// primitives and unsafe for concurrent execution (8 devices computed wrong
+// values with it).
 
 #include <omp.h>
 
