@@ -37,6 +37,7 @@ import site
 import subprocess
 import sys
 
+from absl import app
 from absl import logging
 import jax
 from jax.experimental.custom_partitioning import custom_partitioning
@@ -194,10 +195,6 @@ def _ffi(target: str, a: jax.Array, b: jax.Array, geometry) -> jax.Array:
       pad_w_hi=np.int64(pwh), threads=np.int64(threads))
 
 
-def _with_batch(shape, batch):
-  return (batch,) + tuple(shape[1:])
-
-
 def _batch_axes(*shardings):
   """The mesh axes the first batch-split sharding splits dimension 0 over."""
   for sharding in shardings:
@@ -237,7 +234,7 @@ def _batched_op(target: str, rule: str):
     axes = _batch_axes(arg_shapes[0].sharding, result_shape.sharding)
     shape, *rest = geometry
     local_batch = shape[0] // _split_count(mesh, axes)
-    local = (_with_batch(shape, local_batch), *rest)
+    local = ((local_batch, *shape[1:]), *rest)
     split = _sharding(mesh, axes)
     return (mesh, lambda a, b: _ffi(target, a, b, local), split,
             (split, _sharding(mesh)))
@@ -319,11 +316,11 @@ def _explicit_pairs(padding):
   return tuple((int(lo), int(hi)) for lo, hi in padding)
 
 
-def _onednn_covers(lhs, rhs, padding, lhs_dilation, rhs_dilation,
+def _onednn_covers(lhs, rhs, pads, lhs_dilation, rhs_dilation,
                    dimension_numbers, feature_group_count) -> bool:
-  """Whether the kernels compute this convolution (else lax does)."""
+  """Whether the kernels compute this convolution (else `fallback` does)."""
   if (lhs.ndim != 4 or lhs.dtype != jnp.float32 or rhs.dtype != jnp.float32
-      or feature_group_count != 1 or _explicit_pairs(padding) is None or
+      or feature_group_count != 1 or pads is None or
       any(d not in (None, (1, 1)) for d in (lhs_dilation, rhs_dilation))):
     return False
   nhwc_hwio = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape,
@@ -344,21 +341,22 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides,
   with explicit padding and no dilation or groups; `fallback`, called with
   the same arguments, otherwise.
   """
-  if (_onednn_covers(lhs, rhs, padding, lhs_dilation, rhs_dilation,
+  pads = _explicit_pairs(padding)
+  if (_onednn_covers(lhs, rhs, pads, lhs_dilation, rhs_dilation,
                      dimension_numbers, feature_group_count) and
       onednn_enabled()):
-    return _onednn_conv(lhs, rhs, tuple(int(s) for s in window_strides),
-                        _explicit_pairs(padding))
+    return _onednn_conv(lhs, rhs, tuple(int(s) for s in window_strides), pads)
   return fallback(
       lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
       rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
       feature_group_count=feature_group_count, precision=precision)
 
 
-def main() -> None:
-  """Builds the kernels (scripts/setup.sh runs this) and prints the .so path."""
-  print(build())
+def main(argv) -> None:
+  """Builds the kernels ahead of first use (scripts/setup.sh runs this)."""
+  del argv
+  logging.info('oneDNN convolution kernels: %s', build())
 
 
 if __name__ == '__main__':
-  main()
+  app.run(main)
