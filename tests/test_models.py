@@ -2,6 +2,7 @@
 
 import functools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -195,6 +196,48 @@ def test_masked_batchnorm_ignores_padding():
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4,
                                                        atol=1e-5),
                padded_stats, stats)
+
+
+@pytest.mark.parametrize('shape', [(6, 5, 5, 4), (6, 7, 4)])
+@pytest.mark.parametrize('masked', [False, True])
+@pytest.mark.parametrize('train', [False, True])
+def test_batchnorm_equals_flax_batchnorm(shape, masked, train):
+  """Outputs, gradients and running statistics of nn.BatchNorm, same paths."""
+  x = 3 * jax.random.normal(jax.random.key(0), shape) + 1
+  mask = jnp.array([1, 0, 1, 1, 0, 1], jnp.float32) if masked else None
+  ours = models.MaskedBatchNorm(train)
+  variables = ours.init(jax.random.key(1), x, mask)
+  theirs = nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                        epsilon=1e-5)
+  assert jax.tree.map(jnp.shape, variables['params']['BatchNorm_0']) == (
+      jax.tree.map(jnp.shape, theirs.init(jax.random.key(1), x)['params']))
+  # Statistics away from their initial values, so that eval uses them.
+  variables = jax.tree.map(lambda v: v + 0.5, variables)
+  full_mask = None if mask is None else jnp.broadcast_to(
+      mask.astype(bool).reshape((-1,) + (1,) * (x.ndim - 1)), x.shape)
+  cotangent = jax.random.normal(jax.random.key(2), shape)
+
+  def loss(fn, params, x):
+    y, updates = fn(params, x)
+    return jnp.sum(y * cotangent), updates
+
+  def apply_ours(params, x):
+    return ours.apply({'params': params,
+                       'batch_stats': variables['batch_stats']}, x, mask,
+                      mutable=['batch_stats'])
+
+  def apply_theirs(params, x):
+    y, updates = theirs.apply(
+        {'params': params['BatchNorm_0'],
+         'batch_stats': variables['batch_stats']['BatchNorm_0']},
+        x, mask=full_mask, mutable=['batch_stats'])
+    return y, {'batch_stats': {'BatchNorm_0': updates['batch_stats']}}
+
+  results = [jax.value_and_grad(functools.partial(loss, fn), (0, 1),
+                                has_aux=True)(variables['params'], x)
+             for fn in (apply_ours, apply_theirs)]
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=2e-5,
+                                 atol=2e-5), *results)
 
 
 @pytest.mark.parametrize('stride', [1, 2])
