@@ -610,8 +610,7 @@ def markdown(results: dict[str, Any]) -> str:
            '`python -m benchmarks.run_all` with the same arguments). Ratios '
            'come from figures measured side by side in the same run. '
            f"Total time {results['seconds']:.0f} s.", '']
-  carried = results.get('carried_over')
-  if carried:
+  for carried in carried_over(results):
     lines += [f"Not measured in this run (--keep_other_parts): "
               f"{', '.join(carried['parts'])}, kept from an earlier run "
               f"({carried['date_utc']}, `{carried['command']}`, "
@@ -669,28 +668,47 @@ def run(argv: list[str]) -> dict[str, Any]:
   results['load_average_end'] = os.getloadavg()
   results['seconds'] = time.perf_counter() - start
   if _KEEP_OTHER_PARTS.value:
-    carry_over_parts(results, parts)
+    if os.path.exists(_OUT_JSON.value):
+      with open(_OUT_JSON.value) as f:
+        carry_over_parts(results, parts, json.load(f))
+    else:
+      logging.warning('--keep_other_parts: no %s to keep parts from',
+                      _OUT_JSON.value)
   write(results)
   return results
 
 
-def carry_over_parts(results: dict[str, Any], parts: set[str]) -> None:
-  """Copies the results of parts not run now from the existing --out_json."""
-  if not os.path.exists(_OUT_JSON.value):
-    logging.warning('--keep_other_parts: no %s to keep parts from',
-                    _OUT_JSON.value)
-    return
-  with open(_OUT_JSON.value) as f:
-    previous = json.load(f)
+def carry_over_parts(results: dict[str, Any], parts: set[str],
+                     previous: dict[str, Any]) -> None:
+  """Copies the results of parts not run now from `previous` results."""
   kept = [p for p in ('kcenters', 'scoring', 'selection')
           if p not in parts and p in previous]
+  sources = []  # One entry per run the kept parts were measured in.
   for part in kept:
     results[part] = previous[part]
-  if kept:
-    results['carried_over'] = {
-        'parts': kept, 'date_utc': previous['machine']['date_utc'],
-        'command': previous['command'],
-        'seconds': previous['seconds']}
+    source = measured_in(previous, part)
+    same = [s for s in sources if s['date_utc'] == source['date_utc']]
+    if same:
+      same[0]['parts'].append(part)
+    else:
+      sources.append({'parts': [part], **source})
+  if sources:
+    results['carried_over'] = sources
+
+
+def measured_in(previous: dict[str, Any], part: str) -> dict[str, Any]:
+  """The run that measured `part` of `previous`: it, or the one it kept."""
+  for source in carried_over(previous):
+    if part in source['parts']:
+      return {k: source[k] for k in ('date_utc', 'command', 'seconds')}
+  return {'date_utc': previous['machine']['date_utc'],
+          'command': previous['command'], 'seconds': previous['seconds']}
+
+
+def carried_over(results: dict[str, Any]) -> list[dict[str, Any]]:
+  """results["carried_over"] as a list (older JSON files hold one dict)."""
+  carried = results.get('carried_over') or []
+  return [carried] if isinstance(carried, dict) else carried
 
 
 def _retained_note(results: dict[str, Any]) -> str:

@@ -61,9 +61,9 @@ def _weighted_moments(x: jax.Array, weights: jax.Array, count: jax.Array
   """Per-channel sum_i weights_i * x_i / count and the same of x^2.
 
   The sums run per example (over every axis but the first and last) and are
-  then weighted, so that XLA reads x once per moment and never builds the
-  weights at x's shape. `weights` and `count` get no gradient: they come from
-  the mask.
+  then weighted, so that the forward reads x once per moment and never
+  builds the weights at x's shape. `weights` and `count` get no gradient:
+  they come from the mask.
   """
   spatial = tuple(range(1, x.ndim - 1))
   w = weights[:, None]
@@ -101,6 +101,8 @@ def batch_norm_statistics(x: jax.Array, mask: jax.Array | None
   nn.BatchNorm's mask of x's full shape cost a pass of its own and selects
   in the gradient (BUILD.md, "Performance").
   """
+  # At least float32, as nn.BatchNorm reduces (a no-op for our models).
+  x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
   weights = (jnp.ones(x.shape[:1], x.dtype) if mask is None else
              mask.astype(bool).astype(x.dtype))
   count = jnp.sum(weights) * math.prod(x.shape[1:-1])

@@ -181,9 +181,32 @@ def test_keep_other_parts_carries_unrun_parts_over(quick_run, tmp_path):
   results = json.loads(out.read_text())
   for part in ('kcenters', 'scoring', 'selection'):
     assert results[part] == previous[part]
-  assert results['carried_over']['parts'] == ['kcenters', 'scoring',
-                                              'selection']
+  assert [c['parts'] for c in results['carried_over']] == [
+      ['kcenters', 'scoring', 'selection']]
   assert 'throughput' not in results  # run now, so not carried over
   assert ('Not measured in this run (--keep_other_parts): kcenters, '
           'scoring, selection, kept from an earlier run ('
           f"{previous['machine']['date_utc']}") in md.read_text()
+
+
+def test_kept_parts_name_the_run_that_measured_them():
+  """A part kept twice names its first run, not the run that kept it."""
+  from benchmarks import run_all  # pylint: disable=g-import-not-at-top
+  first = {'date_utc': 'first', 'command': 'bench all', 'seconds': 2000.0}
+  previous = {'machine': {'date_utc': 'second'}, 'command': 'bench some',
+              'seconds': 500.0, 'kcenters': {'rows': 1}, 'scoring': {'rows': 2},
+              'carried_over': {'parts': ['kcenters'], **first}}  # Old format.
+  results = {}
+  run_all.carry_over_parts(results, {'hardware', 'selection'}, previous)
+  assert results['kcenters'] == {'rows': 1}
+  assert results['scoring'] == {'rows': 2}
+  assert results['carried_over'] == [
+      {'parts': ['kcenters'], **first},
+      {'parts': ['scoring'], 'date_utc': 'second', 'command': 'bench some',
+       'seconds': 500.0}]
+  # Kept again: the provenance stays with the runs that measured them.
+  again = {}
+  run_all.carry_over_parts(
+      again, {'hardware'}, {**results, 'machine': {'date_utc': 'third'},
+                            'command': 'bench hw', 'seconds': 10.0})
+  assert again['carried_over'] == results['carried_over']
