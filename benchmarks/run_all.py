@@ -683,17 +683,14 @@ def carry_over_parts(results: dict[str, Any], parts: set[str],
   """Copies the results of parts not run now from `previous` results."""
   kept = [p for p in ('kcenters', 'scoring', 'selection')
           if p not in parts and p in previous]
-  sources = []  # One entry per run the kept parts were measured in.
+  sources = {}  # date -> the run, and the kept parts it measured.
   for part in kept:
     results[part] = previous[part]
     source = measured_in(previous, part)
-    same = [s for s in sources if s['date_utc'] == source['date_utc']]
-    if same:
-      same[0]['parts'].append(part)
-    else:
-      sources.append({'parts': [part], **source})
+    sources.setdefault(source['date_utc'], {'parts': [], **source})[
+        'parts'].append(part)
   if sources:
-    results['carried_over'] = sources
+    results['carried_over'] = list(sources.values())
 
 
 def measured_in(previous: dict[str, Any], part: str) -> dict[str, Any]:
