@@ -13,8 +13,9 @@ Parts (--parts), in order:
 
   hardware    fp32 matmul peak and memory bandwidth (benchmarks/hardware.py);
   throughput  train (batch 128) and eval (batch 512) images/s of each model,
-              JAX and PyTorch timed alternately in this process, the ratio
-              JAX / PyTorch, and GFLOP/s achieved (benchmarks/flops.py);
+              JAX and PyTorch timed alternately in one process per model
+              (benchmarks/side_by_side.py), the ratio JAX / PyTorch, and
+              GFLOP/s achieved (benchmarks/flops.py);
   kcenters    greedy k-centers per-pick time against its memory-bandwidth
               floor, and memory, for the library on 1 and 8 simulated devices,
               a NumPy incremental version and the reference's distance-matrix
@@ -29,25 +30,21 @@ ceilings (matmul peak, bandwidth) are the best repetition. --quick makes every
 part tiny (seconds, for tests and CI): its numbers mean nothing.
 """
 
-import gc
 import json
 import math
 import os
 import pathlib
 import shlex
-import statistics
 import sys
 import time
-from typing import Any, Callable
+from typing import Any
 
 from absl import app
 from absl import flags
 from absl import logging
 
-from benchmarks import flops
 from benchmarks import hardware
 from benchmarks import selection_speedup
-from svp_jax import cpu_conv
 from svp_jax import host_memory
 
 # Above this 1-minute load average per core, the report says the machine was
@@ -123,29 +120,6 @@ def apply_quick() -> None:
       flags.FLAGS[name].value = value
 
 
-# ----------------------------------------------------------------------------
-# Timing helpers.
-
-
-def interleaved_seconds(runners: dict[str, Callable[[], Any]],
-                        repeats: int) -> dict[str, list[float]]:
-  """Times each runner `repeats` times, alternating them round by round.
-
-  Side by side in the same minutes, so a change in machine load hits both;
-  the order flips every round so neither always runs first.
-  """
-  for run in runners.values():
-    run()  # Compile / warm up.
-  times = {name: [] for name in runners}
-  names = list(runners)
-  for r in range(repeats):
-    for name in (names if r % 2 == 0 else names[::-1]):
-      start = time.perf_counter()
-      runners[name]()
-      times[name].append(time.perf_counter() - start)
-  return times
-
-
 def _ratio(a, b):
   return a / b if a is not None and b else None
 
@@ -162,72 +136,24 @@ def measure_hardware(repeats: int) -> dict[str, Any]:
                                                  repeats)}
 
 
-def _torch_module():
-  try:
-    from benchmarks import torch_preact  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    return None
-  return torch_preact
-
-
 def measure_throughput(peak_gflops: float | None) -> list[dict[str, Any]]:
-  """JAX and PyTorch train / eval images/s per model, timed alternately."""
-  from benchmarks import jax_steps  # pylint: disable=g-import-not-at-top
-  from svp_jax import sharding  # pylint: disable=g-import-not-at-top
-  torch_preact = _torch_module()
-  threads = None
-  if torch_preact is not None:
-    import torch  # pylint: disable=g-import-not-at-top
-    if _TORCH_THREADS.value:
-      torch.set_num_threads(_TORCH_THREADS.value)
-      threads = torch.get_num_threads()
-    else:
-      threads = torch_preact.set_threads()
-  mesh = sharding.make_mesh()
-  steps, repeats = _STEPS.value, _REPEATS.value
-  tb, eb = _TRAIN_BATCH.value, _EVAL_BATCH.value
+  """JAX and PyTorch train / eval images/s, each model in its own process."""
   rows = []
   for name in _MODELS.value:
     logging.info('throughput: %s', name)
-    runners = {'jax': jax_steps.jax_runners(name, mesh, steps, train_batch=tb,
-                                            eval_batch=eb)}
-    if torch_preact is not None:
-      runners['torch'] = torch_preact.torch_runners(
-          name, steps, train_batch=tb, eval_batch=eb, mean=jax_steps.MEAN,
-          std=jax_steps.STD)
-    forward = flops.forward_flops_per_image(runners['jax']['model'])
-    train_flops = flops.TRAIN_TO_FORWARD * forward
-    row = {'model': name, 'parameters': runners['jax']['parameters'],
-           'jax_devices': mesh.size, 'torch_threads': threads,
-           'train_batch': tb, 'eval_batch': eb, 'steps': steps,
-           'repeats': repeats,
-           'jax_convolutions': ('oneDNN' if cpu_conv.onednn_enabled() else
-                                'XLA'),
-           'jax_host_memory_retained': host_memory.retain_freed_memory(),
-           'forward_gflop_per_image': forward / 1e9,
-           'train_gflop_per_image': train_flops / 1e9}
-    if 'torch' in runners:
-      row['torch_parameters'] = runners['torch']['parameters']
-    for mode, batch, per_image in (('train', tb, train_flops),
-                                   ('eval', eb, forward)):
-      times = interleaved_seconds(
-          {lib: r[mode] for lib, r in runners.items()}, repeats)
-      for lib in ('jax', 'torch'):
-        ips = (batch * steps / statistics.median(times[lib])
-               if lib in times else None)
-        row[f'{lib}_{mode}_images_per_second'] = ips
-        gflops = ips * per_image / 1e9 if ips else None
-        row[f'{lib}_{mode}_gflops'] = gflops
-        row[f'{lib}_{mode}_fraction_of_peak'] = _ratio(gflops, peak_gflops)
-        row[f'{lib}_{mode}_seconds'] = times.get(lib)
-      row[f'{mode}_ratio_jax_over_torch'] = _ratio(
-          row[f'jax_{mode}_images_per_second'],
-          row[f'torch_{mode}_images_per_second'])
+    row = hardware.run_json_subprocess(
+        ['-m', 'benchmarks.side_by_side', f'--model={name}',
+         f'--steps={_STEPS.value}', f'--repeats={_REPEATS.value}',
+         f'--train_batch={_TRAIN_BATCH.value}',
+         f'--eval_batch={_EVAL_BATCH.value}',
+         f'--torch_threads={_TORCH_THREADS.value}'], cwd=str(REPO))
+    for lib in ('jax', 'torch'):
+      for mode in ('train', 'eval'):
+        row[f'{lib}_{mode}_fraction_of_peak'] = _ratio(
+            row[f'{lib}_{mode}_gflops'], peak_gflops)
     logging.info('throughput: %s', {k: v for k, v in row.items()
-                                     if not k.endswith('seconds')})
+                                     if not k.endswith(('seconds', 'faults'))})
     rows.append(row)
-    del runners
-    gc.collect()
   return rows
 
 
@@ -431,12 +357,15 @@ def _throughput_section(results) -> list[str]:
            'predict_step, jitted, '
            f"{rows[0]['jax_devices']} XLA device(s)) and PyTorch "
            f"(benchmarks/torch_preact.py, channels_last, "
-           f"{_threads(rows[0]['torch_threads'])}) timed alternately in the "
-           'same process. Train: batch '
+           f"{_threads(rows[0]['torch_threads'])}) timed alternately "
+           f'{_process_setup(rows[0])}. Train: batch '
            f"{s['train_batch']}, crop+flip augmentation, SGD momentum 0.9, "
            f"weight decay 5e-4. Eval: batch {s['eval_batch']}, forward only. "
            f'{_jax_setup(rows[0])}.',
            '']
+  stalls = _fresh_memory_note(rows)
+  if stalls:
+    lines += [stalls, '']
   lines += table(
       ['model', 'params', 'JAX train', 'PyTorch train', 'train JAX/PyTorch',
        'JAX eval', 'PyTorch eval', 'eval JAX/PyTorch'],
@@ -715,6 +644,38 @@ def _retained_note(results: dict[str, Any]) -> str:
             'process (svp_jax.host_memory), so earlier parts\' pages are '
             'reused rather than counted')
   return ''
+
+
+def _process_setup(row: dict[str, Any]) -> str:
+  if row.get('own_process'):
+    return ('in one fresh process per model (benchmarks/side_by_side.py), '
+            'after a warm-up round in each order')
+  return 'in the same process for every model, after one warm-up'
+
+
+# A timed call with this many minor page faults grew the heap (the stalls
+# seen took 0.2-0.8 million for 0.8-3.2 GB): on the benchmark machine such a
+# call takes seconds longer.
+FRESH_MEMORY_FAULTS = 100_000
+
+
+def _fresh_memory_note(rows: list[dict[str, Any]]) -> str:
+  """Which timed calls had to fault in fresh memory, if any did."""
+  found = []
+  for row in rows:
+    for lib, label in (('jax', 'JAX'), ('torch', 'PyTorch')):
+      for mode in ('train', 'eval'):
+        faults = row.get(f'{lib}_{mode}_page_faults') or []
+        many = sum(f >= FRESH_MEMORY_FAULTS for f in faults)
+        if many:
+          found.append(f"{row['model']} {label} {mode} {many} of "
+                       f'{len(faults)}')
+  if not found:
+    return ''
+  return (f'Timed calls with over {FRESH_MEMORY_FAULTS:,} page faults '
+          '(the heap grew; each such call is seconds slower here, and a '
+          'median over repetitions absorbs only a minority of them): '
+          f"{'; '.join(found)}.")
 
 
 def _jax_setup(row: dict[str, Any]) -> str:

@@ -7,6 +7,8 @@ from benchmarks import cost_model
 from benchmarks import flops
 from benchmarks import hardware
 from benchmarks import kcenters_numpy
+from benchmarks import run_all
+from benchmarks import side_by_side
 from svp_jax import models
 from svp_jax import selection
 
@@ -71,3 +73,26 @@ def test_cost_model_reproduces_its_calibration_and_counts_kcenters_reads():
   five = cost_model.selection_seconds(cifar, baseline, paper_gpu, 5, False)
   assert five['train'] == pytest.approx(4 * 3600 * 51_000 / 50_000)
   assert '| ImageNet | ResNet18 (proxy) |' in cost_model.report()
+
+
+def test_interleaving_warms_up_both_orders_then_alternates():
+  calls = []
+  held = []
+  runners = {'a': lambda: calls.append('a'),
+             # 'b' keeps 64 MiB of freshly touched pages on every call.
+             'b': lambda: (calls.append('b'),
+                           held.append(np.ones(2**24, np.float32)))}
+  times, faults = side_by_side.interleaved_seconds(runners, 3)
+  assert calls == ['a', 'b', 'b', 'a'] + ['a', 'b', 'b', 'a', 'a', 'b']
+  assert [len(times[k]) for k in 'ab'] == [3, 3]
+  # Fewer faults than 4 KiB pages where the kernel maps larger folios.
+  assert max(faults['a']) < min(faults['b'])
+
+
+def test_report_names_the_timed_calls_that_faulted_in_fresh_memory():
+  row = {'model': 'preact110', 'jax_train_page_faults': [0, 300_000, 12],
+         'torch_train_page_faults': [0, 0, 0], 'jax_eval_page_faults': None}
+  note = run_all._fresh_memory_note([row])  # pylint: disable=protected-access
+  assert 'preact110 JAX train 1 of 3' in note and 'PyTorch' not in note
+  row['jax_train_page_faults'] = [0, 99_999, 12]
+  assert run_all._fresh_memory_note([row]) == ''  # pylint: disable=protected-access

@@ -1,0 +1,148 @@
+r"""JAX and PyTorch train / eval images/s of one model, timed side by side.
+
+  python -m benchmarks.side_by_side --model=preact110 --steps=5 --repeats=5
+
+benchmarks/run_all.py runs this once per model, each in a fresh process, as a
+user's run would be: with one process for every model, the heap kept by
+svp_jax.host_memory grew from model to model (20 GB by preact164) and timed
+steps stalled on fresh pages (BUILD.md, "Performance"). In the process the
+two libraries still alternate, so a change in machine load hits both. Without
+PyTorch (outside .venv-bench) the PyTorch figures are None. The last line
+printed is the row as JSON.
+"""
+
+import json
+import resource
+import statistics
+import time
+from typing import Any, Callable
+
+from absl import app
+from absl import flags
+
+from benchmarks import flops
+from benchmarks import jax_steps
+from svp_jax import cpu_conv
+from svp_jax import host_memory
+from svp_jax import sharding
+
+def minor_page_faults() -> int:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def interleaved_seconds(runners: dict[str, Callable[[], Any]], repeats: int
+                        ) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
+  """Seconds and minor page faults of `repeats` calls of each runner.
+
+  The runners alternate round by round, and the order flips every round so
+  neither always runs first. Two warm-up rounds, one in each order, come
+  first: they compile, and each switch from one library to the other has
+  happened once before the timed calls, so the process's heap has grown to
+  hold both (on the benchmark machine a step that must fault in fresh pages
+  takes seconds longer). The page faults of each timed call show whether
+  that still happened.
+  """
+  names = list(runners)
+  for order in (names, names[::-1]):
+    for name in order:
+      runners[name]()
+  times = {name: [] for name in names}
+  faults = {name: [] for name in names}
+  for r in range(repeats):
+    for name in (names if r % 2 == 0 else names[::-1]):
+      start, faults_before = time.perf_counter(), minor_page_faults()
+      runners[name]()
+      times[name].append(time.perf_counter() - start)
+      faults[name].append(minor_page_faults() - faults_before)
+  return times, faults
+
+
+def torch_module():
+  """benchmarks.torch_preact, or None where PyTorch is not installed."""
+  try:
+    from benchmarks import torch_preact  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  return torch_preact
+
+
+def measure(name: str, *, steps: int, repeats: int, train_batch: int,
+            eval_batch: int, torch_threads: int = 0) -> dict[str, Any]:
+  """The model's row: images/s (median over repeats), GFLOP/s, ratios."""
+  torch_preact = torch_module()
+  threads = None
+  if torch_preact is not None:
+    import torch  # pylint: disable=g-import-not-at-top
+    if torch_threads:
+      torch.set_num_threads(torch_threads)
+      threads = torch.get_num_threads()
+    else:
+      threads = torch_preact.set_threads()
+  mesh = sharding.make_mesh()
+  runners = {'jax': jax_steps.jax_runners(name, mesh, steps,
+                                          train_batch=train_batch,
+                                          eval_batch=eval_batch)}
+  if torch_preact is not None:
+    runners['torch'] = torch_preact.torch_runners(
+        name, steps, train_batch=train_batch, eval_batch=eval_batch,
+        mean=jax_steps.MEAN, std=jax_steps.STD)
+  forward = flops.forward_flops_per_image(runners['jax']['model'])
+  train_flops = flops.TRAIN_TO_FORWARD * forward
+  row = {'model': name, 'parameters': runners['jax']['parameters'],
+         'jax_devices': mesh.size, 'torch_threads': threads,
+         'train_batch': train_batch, 'eval_batch': eval_batch, 'steps': steps,
+         'repeats': repeats,
+         'jax_convolutions': ('oneDNN' if cpu_conv.onednn_enabled() else
+                              'XLA'),
+         'jax_host_memory_retained': host_memory.retain_freed_memory(),
+         'own_process': True,
+         'forward_gflop_per_image': forward / 1e9,
+         'train_gflop_per_image': train_flops / 1e9}
+  if 'torch' in runners:
+    row['torch_parameters'] = runners['torch']['parameters']
+  for mode, batch, per_image in (('train', train_batch, train_flops),
+                                 ('eval', eval_batch, forward)):
+    times, faults = interleaved_seconds(
+        {lib: r[mode] for lib, r in runners.items()}, repeats)
+    for lib in ('jax', 'torch'):
+      ips = (batch * steps / statistics.median(times[lib]) if lib in times else None)
+      row[f'{lib}_{mode}_images_per_second'] = ips
+      row[f'{lib}_{mode}_gflops'] = ips * per_image / 1e9 if ips else None
+      row[f'{lib}_{mode}_seconds'] = times.get(lib)
+      row[f'{lib}_{mode}_page_faults'] = faults.get(lib)
+    row[f'{mode}_ratio_jax_over_torch'] = _ratio(
+        row[f'jax_{mode}_images_per_second'],
+        row[f'torch_{mode}_images_per_second'])
+  return row
+
+
+def _ratio(a, b):
+  return a / b if a is not None and b else None
+
+
+def define_flags() -> None:
+  """The command line's flags: defined only when run as a program, since
+  run_all, importable alongside this module, defines flags of the same
+  names."""
+  flags.DEFINE_string('model', 'preact20', 'Model to time.')
+  flags.DEFINE_integer('steps', 5, 'Train / eval steps per repetition.')
+  flags.DEFINE_integer('repeats', 5, 'Timed repetitions per figure.')
+  flags.DEFINE_integer('train_batch', 128, 'Training batch size.')
+  flags.DEFINE_integer('eval_batch', 512, 'Eval batch size.')
+  flags.DEFINE_integer('torch_threads', 0,
+                       'PyTorch threads (0: one per core).')
+
+
+def main(argv):
+  del argv
+  host_memory.retain_freed_memory()  # As main.py does.
+  f = flags.FLAGS
+  row = measure(f.model, steps=f.steps, repeats=f.repeats,
+                train_batch=f.train_batch, eval_batch=f.eval_batch,
+                torch_threads=f.torch_threads)
+  print(json.dumps(row))
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main)
