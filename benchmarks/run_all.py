@@ -353,7 +353,7 @@ def _throughput_section(results) -> list[str]:
   s = results['settings']
   lines = ['## Training and eval throughput: JAX vs PyTorch', '',
            f"Images/s, median of {s['repeats']} repetitions of {s['steps']} "
-           'steps after a warm-up, JAX (svp_jax.train.train_step / '
+           'steps, JAX (svp_jax.train.train_step / '
            'predict_step, jitted, '
            f"{rows[0]['jax_devices']} XLA device(s)) and PyTorch "
            f"(benchmarks/torch_preact.py, channels_last, "
