@@ -45,6 +45,7 @@ from absl import logging
 
 from benchmarks import hardware
 from benchmarks import selection_speedup
+from benchmarks import side_by_side
 from svp_jax import host_memory
 
 # Above this 1-minute load average per core, the report says the machine was
@@ -363,9 +364,9 @@ def _throughput_section(results) -> list[str]:
            f"weight decay 5e-4. Eval: batch {s['eval_batch']}, forward only. "
            f'{_jax_setup(rows[0])}.',
            '']
-  stalls = _fresh_memory_note(rows)
-  if stalls:
-    lines += [stalls, '']
+  for note in (_warmup_note(rows), _fresh_memory_note(rows)):
+    if note:
+      lines += [note, '']
   lines += table(
       ['model', 'params', 'JAX train', 'PyTorch train', 'train JAX/PyTorch',
        'JAX eval', 'PyTorch eval', 'eval JAX/PyTorch'],
@@ -647,16 +648,22 @@ def _retained_note(results: dict[str, Any]) -> str:
 
 
 def _process_setup(row: dict[str, Any]) -> str:
+  if 'train_warmup_rounds' in row:
+    return ('in one fresh process per model (benchmarks/side_by_side.py), '
+            'after warm-up rounds in alternating order until a round no '
+            'longer grew the heap (at least 2, at most 6)')
   if row.get('own_process'):
     return ('in one fresh process per model (benchmarks/side_by_side.py), '
             'after a warm-up round in each order')
   return 'in the same process for every model, after one warm-up'
 
 
-# A timed call with this many minor page faults grew the heap (the stalls
-# seen took 0.2-0.8 million for 0.8-3.2 GB): on the benchmark machine such a
-# call takes seconds longer.
-FRESH_MEMORY_FAULTS = 100_000
+def _warmup_note(rows: list[dict[str, Any]]) -> str:
+  if not all('train_warmup_rounds' in r for r in rows):
+    return ''
+  return ('Warm-up rounds, train / eval: ' + ', '.join(
+      f"{r['model']} {r['train_warmup_rounds']} / {r['eval_warmup_rounds']}"
+      for r in rows) + '.')
 
 
 def _fresh_memory_note(rows: list[dict[str, Any]]) -> str:
@@ -666,13 +673,14 @@ def _fresh_memory_note(rows: list[dict[str, Any]]) -> str:
     for lib, label in (('jax', 'JAX'), ('torch', 'PyTorch')):
       for mode in ('train', 'eval'):
         faults = row.get(f'{lib}_{mode}_page_faults') or []
-        many = sum(f >= FRESH_MEMORY_FAULTS for f in faults)
+        many = sum(f >= side_by_side.FRESH_MEMORY_FAULTS for f in faults)
         if many:
           found.append(f"{row['model']} {label} {mode} {many} of "
                        f'{len(faults)}')
   if not found:
     return ''
-  return (f'Timed calls with over {FRESH_MEMORY_FAULTS:,} page faults '
+  return (f'Timed calls with over {side_by_side.FRESH_MEMORY_FAULTS:,} '
+          'page faults '
           '(the heap grew; each such call is seconds slower here, and a '
           'median over repetitions absorbs only a minority of them): '
           f"{'; '.join(found)}.")

@@ -30,31 +30,54 @@ def minor_page_faults() -> int:
   return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def interleaved_seconds(runners: dict[str, Callable[[], Any]], repeats: int
-                        ) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
+# A call with this many minor page faults grew the heap (the stalls seen
+# took 0.2-0.8 million faults for 0.8-3.2 GB): on the benchmark machine,
+# where a page touched for the first time costs ~10 us, seconds slower.
+FRESH_MEMORY_FAULTS = 100_000
+
+
+def timed_call(run: Callable[[], Any]) -> tuple[float, int]:
+  """Seconds and minor page faults of one call of `run`."""
+  start, faults = time.perf_counter(), minor_page_faults()
+  run()
+  return time.perf_counter() - start, minor_page_faults() - faults
+
+
+def interleaved_seconds(runners: dict[str, Callable[[], Any]], repeats: int,
+                        max_warmup_rounds: int = 6
+                        ) -> tuple[dict[str, list[float]],
+                                   dict[str, list[int]], int]:
   """Seconds and minor page faults of `repeats` calls of each runner.
 
   The runners alternate round by round, and the order flips every round so
-  neither always runs first. Two warm-up rounds, one in each order, come
-  first: they compile, and each switch from one library to the other has
-  happened once before the timed calls, so the process's heap has grown to
-  hold both (on the benchmark machine a step that must fault in fresh pages
-  takes seconds longer). The page faults of each timed call show whether
-  that still happened.
+  neither always runs first. Warm-up rounds come first: at least two, one in
+  each order (they compile, and each switch from one library to the other
+  happens once), and more, up to `max_warmup_rounds`, while a round still
+  grew the heap, so that the timed calls measure the steady state rather
+  than the process reaching its high-water mark. The page faults of each
+  timed call show whether one still grew it. Returns the times, the faults
+  and the number of warm-up rounds.
   """
   names = list(runners)
-  for order in (names, names[::-1]):
-    for name in order:
-      runners[name]()
+
+  def run_round(r):
+    return {name: timed_call(runners[name])
+            for name in (names if r % 2 == 0 else names[::-1])}
+
+  warmup = 0
+  while warmup < max(2, max_warmup_rounds):
+    calls = run_round(warmup)
+    warmup += 1
+    grew = any(f >= FRESH_MEMORY_FAULTS for _, f in calls.values())
+    if warmup >= 2 and not grew:
+      break
   times = {name: [] for name in names}
   faults = {name: [] for name in names}
   for r in range(repeats):
-    for name in (names if r % 2 == 0 else names[::-1]):
-      start, faults_before = time.perf_counter(), minor_page_faults()
-      runners[name]()
-      times[name].append(time.perf_counter() - start)
-      faults[name].append(minor_page_faults() - faults_before)
-  return times, faults
+    for name, (seconds, count) in run_round(r).items():
+      times[name].append(seconds)
+      faults[name].append(count)
+  return times, faults, warmup
 
 
 def torch_module():
@@ -102,8 +125,9 @@ def measure(name: str, *, steps: int, repeats: int, train_batch: int,
     row['torch_parameters'] = runners['torch']['parameters']
   for mode, batch, per_image in (('train', train_batch, train_flops),
                                  ('eval', eval_batch, forward)):
-    times, faults = interleaved_seconds(
+    times, faults, warmup = interleaved_seconds(
         {lib: r[mode] for lib, r in runners.items()}, repeats)
+    row[f'{mode}_warmup_rounds'] = warmup
     for lib in ('jax', 'torch'):
       ips = (batch * steps / statistics.median(times[lib]) if lib in times else None)
       row[f'{lib}_{mode}_images_per_second'] = ips

@@ -82,7 +82,10 @@ def test_interleaving_warms_up_both_orders_then_alternates():
              # 'b' keeps 64 MiB of freshly touched pages on every call.
              'b': lambda: (calls.append('b'),
                            held.append(np.ones(2**24, np.float32)))}
-  times, faults = side_by_side.interleaved_seconds(runners, 3)
+  times, faults, warmup = side_by_side.interleaved_seconds(runners, 3)
+  # Two warm-up rounds, one in each order: 'b' grows the heap by 16,384
+  # pages or fewer per call, under the threshold for another round.
+  assert warmup == 2
   assert calls == ['a', 'b', 'b', 'a'] + ['a', 'b', 'b', 'a', 'a', 'b']
   assert [len(times[k]) for k in 'ab'] == [3, 3]
   # Fewer faults than 4 KiB pages where the kernel maps larger folios.
@@ -96,3 +99,23 @@ def test_report_names_the_timed_calls_that_faulted_in_fresh_memory():
   assert 'preact110 JAX train 1 of 3' in note and 'PyTorch' not in note
   row['jax_train_page_faults'] = [0, 99_999, 12]
   assert run_all._fresh_memory_note([row]) == ''  # pylint: disable=protected-access
+
+
+def test_warm_up_continues_while_a_round_grows_the_heap(monkeypatch):
+  faults = iter([0, 0, 0, 500_000, 0, 200_000, 0, 0] + [0] * 4)
+  counter = [0]
+
+  def fake_faults():
+    return counter[0]
+
+  def runner():
+    counter[0] += next(faults)
+
+  monkeypatch.setattr(side_by_side, 'minor_page_faults', fake_faults)
+  _, timed, warmup = side_by_side.interleaved_seconds(
+      {'a': runner, 'b': runner}, 2)
+  assert warmup == 4 and timed == {'a': [0, 0], 'b': [0, 0]}
+  faults = iter([300_000] * 100)
+  _, _, warmup = side_by_side.interleaved_seconds(
+      {'a': runner, 'b': runner}, 1, max_warmup_rounds=3)
+  assert warmup == 3
