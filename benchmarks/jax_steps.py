@@ -1,8 +1,8 @@
 """The jitted JAX train and predict steps as timeable closures (no flags).
 
-Shared by benchmarks/throughput.py (JAX alone) and benchmarks/run_all.py (side
-by side with PyTorch): random 32x32x3 uint8 images (throughput does not depend
-on pixel values), the real `train.train_step` (augmentation included) and
+Shared by benchmarks/throughput.py (JAX alone) and benchmarks/side_by_side.py
+(with PyTorch, for run_all): random 32x32x3 uint8 images (throughput does not
+depend on pixel values), the real `train.train_step` (augmentation included) and
 `train.predict_step`, over all devices of `mesh`.
 """
 

@@ -26,6 +26,7 @@ from svp_jax import cpu_conv
 from svp_jax import host_memory
 from svp_jax import sharding
 
+
 def minor_page_faults() -> int:
   return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 

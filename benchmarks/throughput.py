@@ -3,7 +3,7 @@
   python -m benchmarks.throughput --models=preact20,preact56 \
       --out=/tmp/throughput.json
 
-(benchmarks/run_all.py times the same steps side by side with PyTorch.)
+(benchmarks/side_by_side.py times the same steps alternately with PyTorch.)
 
 Random 32x32x3 images (throughput does not depend on pixel values); the real
 jitted `train_step` (augmentation included) at batch 128 and `predict_step` at
