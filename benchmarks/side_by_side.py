@@ -130,7 +130,8 @@ def measure(name: str, *, steps: int, repeats: int, train_batch: int,
         {lib: r[mode] for lib, r in runners.items()}, repeats)
     row[f'{mode}_warmup_rounds'] = warmup
     for lib in ('jax', 'torch'):
-      ips = (batch * steps / statistics.median(times[lib]) if lib in times else None)
+      ips = (batch * steps / statistics.median(times[lib])
+             if lib in times else None)
       row[f'{lib}_{mode}_images_per_second'] = ips
       row[f'{lib}_{mode}_gflops'] = ips * per_image / 1e9 if ips else None
       row[f'{lib}_{mode}_seconds'] = times.get(lib)

@@ -95,10 +95,11 @@ def test_interleaving_warms_up_both_orders_then_alternates():
 def test_report_names_the_timed_calls_that_faulted_in_fresh_memory():
   row = {'model': 'preact110', 'jax_train_page_faults': [0, 300_000, 12],
          'torch_train_page_faults': [0, 0, 0], 'jax_eval_page_faults': None}
-  note = run_all._fresh_memory_note([row])  # pylint: disable=protected-access
-  assert 'preact110 JAX train 1 of 3' in note and 'PyTorch' not in note
+  note = run_all._fresh_memory_note  # pylint: disable=protected-access
+  text = note([row])
+  assert 'preact110 JAX train 1 of 3' in text and 'PyTorch' not in text
   row['jax_train_page_faults'] = [0, 99_999, 12]
-  assert run_all._fresh_memory_note([row]) == ''  # pylint: disable=protected-access
+  assert note([row]) == ''
 
 
 def test_warm_up_continues_while_a_round_grows_the_heap(monkeypatch):
