@@ -180,6 +180,11 @@ def peak_rss_gib() -> float:
   return kib / 2**20
 
 
+def ratio(a: float | None, b: float | None) -> float | None:
+  """a / b, or None where either is missing (or b is zero)."""
+  return a / b if a is not None and b else None
+
+
 def run_json_subprocess(args: list[str], env: dict[str, str] | None = None,
                         cwd: str | None = None) -> Any:
   """Runs `python args...` (this interpreter); returns its last stdout line

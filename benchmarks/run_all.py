@@ -121,10 +121,6 @@ def apply_quick() -> None:
       flags.FLAGS[name].value = value
 
 
-def _ratio(a, b):
-  return a / b if a is not None and b else None
-
-
 # ----------------------------------------------------------------------------
 # Parts.
 
@@ -150,7 +146,7 @@ def measure_throughput(peak_gflops: float | None) -> list[dict[str, Any]]:
          f'--torch_threads={_TORCH_THREADS.value}'], cwd=str(REPO))
     for lib in ('jax', 'torch'):
       for mode in ('train', 'eval'):
-        row[f'{lib}_{mode}_fraction_of_peak'] = _ratio(
+        row[f'{lib}_{mode}_fraction_of_peak'] = hardware.ratio(
             row[f'{lib}_{mode}_gflops'], peak_gflops)
     logging.info('throughput: %s', {k: v for k, v in row.items()
                                      if not k.endswith(('seconds', 'faults'))})
@@ -241,7 +237,7 @@ def measure_kcenters(read_gbs: float) -> list[dict[str, Any]]:
     result = hardware.run_json_subprocess(args, env=_child_env(
         case['devices']), cwd=str(REPO))
     row.update(result)
-    row['x_floor'] = _ratio(result['per_pick_ms'], floor_ms)
+    row['x_floor'] = hardware.ratio(result['per_pick_ms'], floor_ms)
     # The reference's matrix was sized for case['budget']: larger budgets
     # would not fit, so they get no projection.
     largest = case.get('budget', math.inf) if case['impl'] == 'reference' \
@@ -648,14 +644,13 @@ def _retained_note(results: dict[str, Any]) -> str:
 
 
 def _process_setup(row: dict[str, Any]) -> str:
-  if 'train_warmup_rounds' in row:
-    return ('in one fresh process per model (benchmarks/side_by_side.py), '
-            'after warm-up rounds in alternating order until a round no '
-            'longer grew the heap (at least 2, at most 6)')
-  if row.get('own_process'):
-    return ('in one fresh process per model (benchmarks/side_by_side.py), '
-            'after a warm-up round in each order')
-  return 'in the same process for every model, after one warm-up'
+  # Rows from before per-model processes were timed in one process.
+  if 'train_warmup_rounds' not in row:
+    return 'in the same process for every model, after one warm-up'
+  return ('in one fresh process per model (benchmarks/side_by_side.py), '
+          'after warm-up rounds in alternating order until a round no '
+          'longer grew the heap (at least 2, at most '
+          f'{side_by_side.MAX_WARMUP_ROUNDS})')
 
 
 def _warmup_note(rows: list[dict[str, Any]]) -> str:

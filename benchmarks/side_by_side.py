@@ -21,6 +21,7 @@ from absl import app
 from absl import flags
 
 from benchmarks import flops
+from benchmarks import hardware
 from benchmarks import jax_steps
 from svp_jax import cpu_conv
 from svp_jax import host_memory
@@ -35,6 +36,7 @@ def minor_page_faults() -> int:
 # took 0.2-0.8 million faults for 0.8-3.2 GB): on the benchmark machine,
 # where a page touched for the first time costs ~10 us, seconds slower.
 FRESH_MEMORY_FAULTS = 100_000
+MAX_WARMUP_ROUNDS = 6
 
 
 def timed_call(run: Callable[[], Any]) -> tuple[float, int]:
@@ -45,7 +47,7 @@ def timed_call(run: Callable[[], Any]) -> tuple[float, int]:
 
 
 def interleaved_seconds(runners: dict[str, Callable[[], Any]], repeats: int,
-                        max_warmup_rounds: int = 6
+                        max_warmup_rounds: int = MAX_WARMUP_ROUNDS
                         ) -> tuple[dict[str, list[float]],
                                    dict[str, list[int]], int]:
   """Seconds and minor page faults of `repeats` calls of each runner.
@@ -119,7 +121,6 @@ def measure(name: str, *, steps: int, repeats: int, train_batch: int,
          'jax_convolutions': ('oneDNN' if cpu_conv.onednn_enabled() else
                               'XLA'),
          'jax_host_memory_retained': host_memory.retain_freed_memory(),
-         'own_process': True,
          'forward_gflop_per_image': forward / 1e9,
          'train_gflop_per_image': train_flops / 1e9}
   if 'torch' in runners:
@@ -136,14 +137,10 @@ def measure(name: str, *, steps: int, repeats: int, train_batch: int,
       row[f'{lib}_{mode}_gflops'] = ips * per_image / 1e9 if ips else None
       row[f'{lib}_{mode}_seconds'] = times.get(lib)
       row[f'{lib}_{mode}_page_faults'] = faults.get(lib)
-    row[f'{mode}_ratio_jax_over_torch'] = _ratio(
+    row[f'{mode}_ratio_jax_over_torch'] = hardware.ratio(
         row[f'jax_{mode}_images_per_second'],
         row[f'torch_{mode}_images_per_second'])
   return row
-
-
-def _ratio(a, b):
-  return a / b if a is not None and b else None
 
 
 def define_flags() -> None:
