@@ -2,7 +2,7 @@
 
   python -m benchmarks.pool_scoring --model=preact20 --n=5000 --repeats=5
 
-Scores a random uint8 32x32x3 pool with svp_jax.scoring.score_pool (the
+Scores a random uint8 32x32x3 pool with svp_jax.scoring.pool_uncertainty (the
 library's padded, masked, sharded forward pass, one float back per image) for
 each of --methods, with freshly initialised weights (the cost does not depend
 on them). Each figure is the median of --repeats timed passes over the whole
@@ -41,7 +41,7 @@ _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed passes per method.')
 
 def measure(model_name: str, n: int, batch_size: int, methods: list[str],
             num_classes: int, repeats: int) -> list[dict[str, object]]:
-  """One row per method: images/s (median) and memory of score_pool."""
+  """One row per method: images/s (median) and memory of pool scoring."""
   mesh = sharding.make_mesh()
   model = models.create_model(model_name, num_classes)
   cfg = train.StepConfig(num_classes=num_classes, mean=jax_steps.MEAN,
@@ -52,8 +52,10 @@ def measure(model_name: str, n: int, batch_size: int, methods: list[str],
   rows = []
   for method in methods:
     def score():
-      return scoring.score_pool(state, model, cfg, pool, method=method,
-                                batch_size=batch_size, mesh=mesh)
+      return scoring.pool_uncertainty(
+          state, model, cfg, pool,
+          measure=selection.UNCERTAINTY_MEASURES[method],
+          batch_size=batch_size, mesh=mesh)
 
     scores = score()  # Compile and warm up.
     times = []

@@ -464,7 +464,7 @@ def _scoring_section(results) -> list[str]:
   if not rows:
     return []
   lines = ['## Pool scoring', '',
-           'svp_jax.scoring.score_pool over a random uint8 pool (no '
+           'svp_jax.scoring.pool_uncertainty over a random uint8 pool (no '
            'augmentation), one float back per image; images/s median of '
            f"{results['settings']['repeats']} passes after a warm-up. "
            'Working GiB: peak RSS during the passes above the RSS before them '

@@ -2,6 +2,8 @@
 
 import ml_collections
 
+from svp_jax import methods as method_registry  # 'methods' names tuples here
+
 # Piecewise-constant learning rates as ((epochs, lr), ...), set per epoch.
 CIFAR_LR_SCHEDULE = ((1, 0.01), (90, 0.1), (45, 0.01), (45, 0.001))  # 181 ep.
 
@@ -112,7 +114,8 @@ def active_config(dataset, selector, target, method,
   config.selector = selector
   config.target = target
   config.selection = ml_collections.ConfigDict(dict(
-      # 'random', 'least_confidence', 'entropy', 'margin' or 'kcenters'.
+      # A name of svp_jax.methods usable in 'active' mode: random,
+      # least_confidence, entropy, margin or kcenters.
       method=method,
       # Sizes: a fraction of the pool in (0, 1) or a whole number of examples.
       initial_subset=initial_subset,
@@ -132,13 +135,9 @@ def active_config(dataset, selector, target, method,
   return config
 
 
-ACTIVE_METHODS = ('least_confidence', 'entropy', 'margin', 'kcenters',
-                  'random')
-
-
 def parse_active_arg(arg):
   """'[METHOD][,quick]' -> (method, quick); method defaults to least confidence."""
-  return parse_arg(arg, ACTIVE_METHODS, 'least_confidence')
+  return parse_arg(arg, method_registry.names('active'), 'least_confidence')
 
 
 def cifar_active_config(dataset, selector_model, arg, *,
@@ -176,7 +175,7 @@ def coreset_config(dataset, proxy, target, methods, subset_size):
   config.selector = proxy
   config.target = target
   config.coreset = ml_collections.ConfigDict(dict(
-      # One or more of CORESET_METHODS. All rank from one trained proxy, and
+      # One or more core-set methods of svp_jax.methods. All rank from one trained proxy, and
       # the target trains on each method's subset: one run compares them.
       methods=tuple(methods),
       # A fraction of the pool in (0, 1) or a whole number of examples.
@@ -187,19 +186,15 @@ def coreset_config(dataset, proxy, target, methods, subset_size):
   return config
 
 
-# In the order of `:all` (the baseline first, then by what the proxy needs:
-# its outputs, its training history, its features).
-CORESET_METHODS = ('random', 'least_confidence', 'entropy', 'margin',
-                   'forgetting_events', 'kcenters')
-
-
 def parse_coreset_arg(arg, default='forgetting_events'):
   """'[METHOD|all][,quick]' -> (methods, quick); METHOD defaults to `default`.
 
-  `all` compares every method of CORESET_METHODS in one run.
+  `all` compares every core-set method of svp_jax.methods in one run, in
+  the registry's order.
   """
-  name, quick = parse_arg(arg, CORESET_METHODS + ('all',), default)
-  return (CORESET_METHODS if name == 'all' else (name,)), quick
+  every = method_registry.names('coreset')
+  name, quick = parse_arg(arg, every + ('all',), default)
+  return (every if name == 'all' else (name,)), quick
 
 
 def make_coreset_quick(config):
@@ -351,12 +346,13 @@ def parse_amazon_coreset_arg(arg):
   """
   parts = [p for p in (arg or '').split(',') if p]
   proxies = [p for p in parts if p in AMAZON_SELECTORS]
-  known = tuple(AMAZON_SELECTORS) + CORESET_METHODS + ('all', 'quick')
+  every = method_registry.names('coreset')
+  known = tuple(AMAZON_SELECTORS) + every + ('all', 'quick')
   if len(proxies) > 1 or any(p not in known for p in parts):
     raise ValueError(f'config argument {arg!r}: expected '
                      f'[PROXY][,METHOD|all][,quick] with PROXY one of '
                      f'{tuple(AMAZON_SELECTORS)} and METHOD one of '
-                     f'{CORESET_METHODS}')
+                     f'{every}')
   methods, quick = parse_coreset_arg(
       ','.join(p for p in parts if p not in AMAZON_SELECTORS), 'entropy')
   return (proxies[0] if proxies else 'fasttext'), methods, quick

@@ -1,9 +1,10 @@
 """Core-set selection via proxy, and training targets on earlier selections.
 
 Core-set (`mode='coreset'`): train one proxy on the whole pool, let every
-method of `coreset.methods` keep a subset of `coreset.subset_size` examples
-ranked from that one proxy, then train the target from scratch on each
-subset and test it:
+method of `coreset.methods` (svp_jax.methods, those usable in 'coreset' mode)
+keep a subset of `coreset.subset_size` examples ranked from that one proxy,
+then train the target from scratch on each subset and test it. The built-in
+methods:
 
   random             uniform subset (uses no proxy)
   least_confidence   the most uncertain examples (likewise entropy, margin)
@@ -29,7 +30,6 @@ selection.json, target.csv) and skipped when the same command runs again; the
 proxy is trained only if some method still needs it.
 """
 
-import dataclasses
 import glob
 import os
 import re
@@ -42,173 +42,108 @@ from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
 
-from svp_jax import active
-from svp_jax import data
+from svp_jax import experiment
+from svp_jax import methods
 from svp_jax import results
-from svp_jax import scoring
-from svp_jax import selection
-from svp_jax import sharding
-from svp_jax import train
+from svp_jax import run_files
 from svp_jax import validation
 
-# Purposes folded into the run's key: one per method that draws at random,
-# fixed, so that a method's draws do not depend on the other methods run.
-_SEEDS, _RANDOM = 0, 1
 
-SUMMARY_COLUMNS = ('method', 'proxy', 'target', 'pool_size', 'subset_size',
-                   'proxy_train_seconds', 'proxy_test_accuracy',
-                   'scoring_seconds', 'ranking_seconds',
-                   'target_train_seconds', 'target_test_accuracy')
-
-
-@dataclasses.dataclass(frozen=True)
-class Proxy:
-  """The proxy, trained once on the whole pool; every method ranks from it."""
-
-  state: train.TrainState
-  forgetting: dict[str, jax.Array] | None  # Counters, if tracked.
-  row: dict[str, Any]  # Its proxy.csv row.
-
-
-def train_proxy(exp: active.Experiment, key: jax.Array,
-                track_forgetting: bool) -> Proxy:
+def train_proxy(job: experiment.Job, key_data: np.ndarray,
+                track_forgetting: bool) -> experiment.Fit:
   """Trains and tests the selector on the whole pool."""
-  pool_size = len(exp.pool[1])
-  learner = exp.selector
-  start = time.perf_counter()
-  result = train.train_model(
-      active.train_key(np.asarray(jax.random.key_data(key)), pool_size),
-      learner.model, learner.cfg, learner.pool_inputs, exp.pool[1],
-      np.arange(pool_size),
-      batch_size=learner.batch_size, lr_schedule=learner.lr_schedule,
-      mesh=exp.mesh, log_prefix=f'proxy {learner.name}',
+  return experiment.fit(
+      job, job.selector, np.arange(job.pool_size),
+      experiment.train_key(key_data, job.pool_size), 'proxy',
       track_forgetting=track_forgetting)
-  train_time = time.perf_counter() - start
-  start = time.perf_counter()
-  test = train.evaluate(result.state, learner.model, learner.cfg,
-                        learner.test_inputs, exp.test[1],
-                        learner.eval_batch_size, exp.mesh)
-  row = {'nexamples': pool_size,
-         'train_accuracy': result.history[-1]['train_accuracy'],
-         'dev_accuracy': '', 'test_accuracy': test['accuracy'],
-         'train_time': train_time, 'dev_time': 0.0,
-         'test_time': time.perf_counter() - start}
-  logging.info('proxy %s trained on all %d examples in %.1f s: test '
-               'accuracy %.4f', learner.name, pool_size, train_time,
-               test['accuracy'])
-  return Proxy(result.state, result.forgetting, row)
 
 
-def proxy_scores(exp: active.Experiment, proxy: Proxy,
-                 method: str) -> np.ndarray:
-  """What `method` ranks by: forgetting counts, uncertainty or features."""
-  if method == 'forgetting_events':
-    return train.forgetting_scores(proxy.forgetting)
-  learner = exp.selector
-  return scoring.score_pool(
-      proxy.state, learner.model, learner.cfg, learner.pool_eval_inputs,
-      method='features' if method == 'kcenters' else method,
-      batch_size=learner.eval_batch_size, mesh=exp.mesh)
-
-
-def rank(exp: active.Experiment, method: str, proxy: Proxy | None,
-         subset_size: int, num_seeds: int,
+def rank(job: experiment.Job, method: methods.SelectionMethod,
+         proxy: experiment.Fit | None, subset_size: int, num_seeds: int,
          key: jax.Array) -> tuple[np.ndarray, dict[str, Any]]:
   """Chooses one method's subset; returns its indices and its record.
 
-  The record holds the proxy's row (None for random) and this method's own
-  scoring and ranking seconds.
+  The record holds the proxy's row (None for a method that needs none) and
+  this method's own scoring and ranking seconds. A `seeded` method starts
+  from `num_seeds` random points, which count towards the subset.
   """
-  nothing = np.zeros(len(exp.pool[1]), bool)
   start = time.perf_counter()
-  scores = None if method == 'random' else proxy_scores(exp, proxy, method)
-  scoring_seconds = 0.0 if scores is None else time.perf_counter() - start
+  scores = (experiment.method_scores(job, job.selector, method, proxy)
+            if method.trains_selector else None)
+  scoring_seconds = time.perf_counter() - start if method.trains_selector else 0.0
 
   start = time.perf_counter()
-  if method == 'random':
-    keep = selection.select_random(jax.random.fold_in(key, _RANDOM), nothing,
-                                   subset_size)
-  elif method == 'kcenters':
-    seeds = np.asarray(selection.select_random(
-        jax.random.fold_in(key, _SEEDS), nothing, num_seeds))
-    seeded = nothing.copy()
-    seeded[seeds] = True
-    picks = selection.greedy_k_centers(scores, seeded, subset_size - num_seeds,
-                                       mesh=exp.mesh)
-    keep = np.concatenate([seeds, np.asarray(picks)])
-  else:
-    keep = selection.select_top_k(scores, nothing, subset_size)
-  keep = np.asarray(keep)
-  return keep, {'proxy': None if method == 'random' else proxy.row,
+  labeled = np.zeros(job.pool_size, bool)
+  seeds = np.zeros(0, np.int64)
+  if method.seeded:
+    seeds = np.asarray(methods.get('random').pick(
+        None, labeled, num_seeds,
+        jax.random.fold_in(key, experiment.CORESET_SEEDS), job.mesh))
+    labeled[seeds] = True
+  picks = method.pick(scores, labeled, subset_size - len(seeds),
+                      jax.random.fold_in(key, experiment.CORESET_RANDOM),
+                      job.mesh)
+  keep = np.concatenate([seeds, np.asarray(picks)]) if method.seeded else (
+      np.asarray(picks))
+  return keep, {'proxy': proxy.row if method.trains_selector else None,
                 'inference_time': scoring_seconds,
                 'ranking_time': time.perf_counter() - start}
-
-
-def index_path(folder: str, size: int) -> str:
-  return os.path.join(folder, f'coreset_{size}.index')
 
 
 def method_dir(workdir: str, method: str) -> str:
   return os.path.join(workdir, method)
 
 
-def write_index_atomically(path: str, indices: np.ndarray):
-  if results.is_writer():
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + '.tmp'
-    np.savetxt(tmp, np.sort(indices), fmt='%d')
-    os.replace(tmp, path)
-
-
 def read_selection(folder: str, size: int
                    ) -> tuple[np.ndarray, dict[str, Any]] | None:
   """A stored subset and its record, or None if not (completely) stored."""
-  path = index_path(folder, size)
-  record_path = os.path.join(folder, 'selection.json')
+  path = run_files.coreset_index_path(folder, size)
+  record_path = os.path.join(folder, run_files.SELECTION_JSON)
   if not (os.path.exists(path) and os.path.exists(record_path)):
     return None
-  return (np.loadtxt(path, dtype=np.int64, ndmin=1),
-          results.read_json(record_path))
+  return experiment.read_index(path), results.read_json(record_path)
 
 
 def write_selection(folder: str, keep: np.ndarray, record: dict[str, Any]):
   # The record first: the index file's presence marks the phase as done.
-  results.write_json(os.path.join(folder, 'selection.json'), record)
-  write_index_atomically(index_path(folder, len(keep)), keep)
+  results.write_json(os.path.join(folder, run_files.SELECTION_JSON), record)
+  experiment.write_index(run_files.coreset_index_path(folder, len(keep)),
+                         np.sort(keep))
 
 
-def select_all(exp: active.Experiment, methods: tuple[str, ...],
+def select_all(job: experiment.Job, names: tuple[str, ...],
                subset_size: int, num_seeds: int, key: jax.Array
                ) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
   """Every method's subset and record: stored ones read back, others ranked.
 
   The proxy is trained (once) only if a method still to rank needs it. It
-  counts forgetting events iff forgetting_events is among `methods`, also
+  counts forgetting events iff a method among `names` needs them, also
   when that one is already stored, so that a resumed run ranks from the
   same computation as an uninterrupted one.
   """
-  selections = {m: read_selection(method_dir(exp.workdir, m), subset_size)
-                for m in methods}
-  pending = [m for m in methods if selections[m] is None]
-  if len(pending) < len(methods):
-    logging.info('Resuming: already selected by %s.',
-                 ', '.join(m for m in methods if m not in pending))
+  selections = {m: read_selection(method_dir(job.workdir, m), subset_size)
+                for m in names}
+  pending = [methods.get(m) for m in names if selections[m] is None]
+  if len(pending) < len(names):
+    logging.info('Resuming: already selected by %s.', ', '.join(
+        m for m in names if selections[m] is not None))
   proxy = None
-  if any(m != 'random' for m in pending):
-    proxy = train_proxy(exp, key, 'forgetting_events' in methods)
+  if any(m.trains_selector for m in pending):
+    proxy = train_proxy(job, np.asarray(jax.random.key_data(key)), any(
+        methods.get(m).needs == methods.FORGETTING for m in names))
   for method in pending:
-    keep, record = rank(exp, method, proxy, subset_size, num_seeds, key)
+    keep, record = rank(job, method, proxy, subset_size, num_seeds, key)
     if len(np.unique(keep)) != subset_size:
-      raise AssertionError(f'the {method} core-set repeated points')
+      raise AssertionError(f'the {method.name} core-set repeated points')
     if jax.process_count() > 1:
       # As in active.run_round: one subset, or no run at all.
-      multihost_utils.assert_equal(keep, f'processes kept different {method} '
-                                   'subsets')
+      multihost_utils.assert_equal(keep, f'processes kept different '
+                                   f'{method.name} subsets')
     logging.info('%s kept %d of %d examples (scoring %.1f s, ranking %.2f s)',
-                 method, subset_size, len(exp.pool[1]),
+                 method.name, subset_size, job.pool_size,
                  record['inference_time'], record['ranking_time'])
-    write_selection(method_dir(exp.workdir, method), keep, record)
-    selections[method] = (keep, record)
+    write_selection(method_dir(job.workdir, method.name), keep, record)
+    selections[method.name] = (keep, record)
   return selections
 
 
@@ -219,17 +154,14 @@ def write_selection_tables(workdir: str, selections: dict[str, Any]):
     # One row unless a resume had to train the proxy again.
     if record['proxy'] and record['proxy'] not in proxy_rows:
       proxy_rows.append(record['proxy'])
-  results.write_csv(os.path.join(workdir, 'proxy.csv'), proxy_rows,
-                    active.MODEL_COLUMNS)
+  results.write_csv(os.path.join(workdir, run_files.PROXY_CSV), proxy_rows,
+                    run_files.MODEL_COLUMNS)
   for method, (keep, record) in selections.items():
     results.write_csv(
-        os.path.join(method_dir(workdir, method), 'selection.csv'), [{
-            'nexamples': len(keep), 'current_nexamples': 0,
-            'new_nexamples': len(keep),
-            'total_time': record['inference_time'] + record['ranking_time'],
-            'inference_time': record['inference_time'],
-            'ranking_time': record['ranking_time']}],
-        active.SELECTION_COLUMNS)
+        os.path.join(method_dir(workdir, method), run_files.SELECTION_CSV),
+        [run_files.selection_row(len(keep), 0, record['inference_time'],
+                                 record['ranking_time'])],
+        run_files.SELECTION_COLUMNS)
 
 
 def summary_row(method: str, names: tuple[str | None, str], pool_size: int,
@@ -252,12 +184,12 @@ def summary_row(method: str, names: tuple[str | None, str], pool_size: int,
 def summary_table(rows: list[dict[str, Any]]) -> str:
   """The rows as a Markdown table; — where a value is missing."""
   shown = [{k: '—' if v is None else v for k, v in r.items()} for r in rows]
-  return results.markdown_table(shown, SUMMARY_COLUMNS)
+  return results.markdown_table(shown, run_files.CORESET_SUMMARY_COLUMNS)
 
 
 def stored_target(folder: str, size: int) -> dict[str, Any] | None:
   """The target.csv row of a target trained on `size` examples, if any."""
-  path = os.path.join(folder, 'target.csv')
+  path = os.path.join(folder, run_files.TARGET_CSV)
   if not os.path.exists(path):
     return None
   return next((r for r in results.read_csv(path)
@@ -267,10 +199,10 @@ def stored_target(folder: str, size: int) -> dict[str, Any] | None:
 def write_summary(workdir: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
   """summary.json ({'methods': rows}) and summary.md; returns the former."""
   summary = {'methods': rows}
-  results.write_json(os.path.join(workdir, 'summary.json'), summary)
+  results.write_json(os.path.join(workdir, run_files.SUMMARY_JSON), summary)
   first = rows[0]
   results.write_text(
-      os.path.join(workdir, 'summary.md'),
+      os.path.join(workdir, run_files.SUMMARY_MD),
       f'# Core-set: {first["subset_size"]:,} of {first["pool_size"]:,} '
       f'examples for {first["target"]}\n\n' + summary_table(rows)
       + '\nThe proxy trains once; every row but random ranks from it. Scoring '
@@ -281,15 +213,15 @@ def write_summary(workdir: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def resolve_sizes(config: ml_collections.ConfigDict,
                   pool_size: int) -> tuple[int, int]:
-  """(subset size, k-centers seeds) in examples, checked against the pool."""
-  subset_size = active.resolve_size('coreset.subset_size',
-                                    config.coreset.subset_size, pool_size)
+  """(subset size, seeds of seeded methods) in examples, checked."""
+  subset_size = experiment.resolve_size('coreset.subset_size',
+                                        config.coreset.subset_size, pool_size)
   if subset_size > pool_size:
     raise validation.ConfigError(
         f'config.coreset.subset_size={config.coreset.subset_size!r} is '
         f'{subset_size} examples, more than the pool of {pool_size}')
-  num_seeds = (config.coreset.kcenters_seeds
-               if 'kcenters' in config.coreset.methods else 0)
+  seeded = any(methods.get(m).seeded for m in config.coreset.methods)
+  num_seeds = config.coreset.kcenters_seeds if seeded else 0
   if num_seeds > subset_size:
     raise validation.ConfigError(
         f'config.coreset.kcenters_seeds={num_seeds} is more than the subset '
@@ -300,23 +232,23 @@ def resolve_sizes(config: ml_collections.ConfigDict,
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs (or resumes) a core-set experiment; returns the summary."""
   validation.validate_coreset_config(config)
-  exp = make_experiment(config, workdir)
-  pool_size = len(exp.pool[1])
-  subset_size, num_seeds = resolve_sizes(config, pool_size)
-  methods = tuple(config.coreset.methods)
-  active.claim_workdir(workdir, config)
+  job = experiment.load_job(config, workdir, {'selector': config.selector,
+                                              'target': config.target})
+  subset_size, num_seeds = resolve_sizes(config, job.pool_size)
+  names = tuple(config.coreset.methods)
+  experiment.claim_workdir(workdir, config)
   logging.info('Core-set: keeping %d of %d examples by %s', subset_size,
-               pool_size, ', '.join(methods))
+               job.pool_size, ', '.join(names))
 
   key = jax.random.key(config.seed)
   # All selections first: the proxy's memory is free before any target.
-  selections = select_all(exp, methods, subset_size, num_seeds, key)
+  selections = select_all(job, names, subset_size, num_seeds, key)
   write_selection_tables(workdir, selections)
 
-  names = (exp.selector.name, exp.target.name)
+  learners = (job.selector.name, job.target.name)
   # Targets of an earlier attempt count at once: a report made while the
   # run continues sees them.
-  rows = {m: summary_row(m, names, pool_size, subset_size, record,
+  rows = {m: summary_row(m, learners, job.pool_size, subset_size, record,
                          stored_target(method_dir(workdir, m), subset_size))
           for m, (_, record) in selections.items()}
   summary = write_summary(workdir, list(rows.values()))
@@ -324,39 +256,21 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   for method, (keep, record) in selections.items():
     # Keyed by subset size only (as before): the same subset trains the
     # same target in any run.
-    target_rows = train_targets(exp, method_dir(workdir, method),
+    target_rows = train_targets(job, method_dir(workdir, method),
                                 [np.sort(keep)], key_data)
     target = next(r for r in target_rows if int(r['nexamples']) == len(keep))
-    rows[method] = summary_row(method, names, pool_size, subset_size, record,
-                               target)
+    rows[method] = summary_row(method, learners, job.pool_size, subset_size,
+                               record, target)
     summary = write_summary(workdir, list(rows.values()))
   logging.info('Core-set done:\n%s', summary_table(summary['methods']))
   return summary
 
 
-def make_experiment(config, workdir: str) -> active.Experiment:
-  """The fixed parts of a run: data, learners, mesh."""
-  info = data.dataset_info(config.data.name)
-  pool = data.load_configured_split(config.data, info.train_split,
-                                    config.data.max_train_examples)
-  test = data.load_configured_split(config.data, info.test_split,
-                                    config.data.max_test_examples)
-  roles = ('selector', 'target') if 'selector' in config else ('target',)
-  learners = dict(zip(roles, active.make_learners(config, roles, info,
-                                                  pool[0], test[0])))
-  return active.Experiment(
-      pool=pool, test=test, selector=learners.get('selector'),
-      target=learners['target'],
-      method=config.mode,
-      schedule=(), target_sizes=frozenset(), mesh=sharding.make_mesh(),
-      workdir=workdir)
-
-
-def train_targets(exp: active.Experiment, workdir: str,
+def train_targets(job: experiment.Job, folder: str,
                   labeled_sets: list[np.ndarray],
                   key_data: np.ndarray) -> list[dict[str, Any]]:
   """Trains and tests the target on each set; resumes from target.csv."""
-  csv_path = os.path.join(workdir, 'target.csv')
+  csv_path = os.path.join(folder, run_files.TARGET_CSV)
   rows = []
   if os.path.exists(csv_path):
     rows = results.read_csv(csv_path)
@@ -366,31 +280,26 @@ def train_targets(exp: active.Experiment, workdir: str,
       logging.info('target on %d examples: already in %s', len(indices),
                    csv_path)
       continue
-    if indices.max() >= len(exp.pool[1]):
+    if indices.max() >= job.pool_size:
       raise validation.ConfigError(
           f'a labeled set of {len(indices)} examples has index '
-          f'{indices.max()}, outside the pool of {len(exp.pool[1])}: was it '
+          f'{indices.max()}, outside the pool of {job.pool_size}: was it '
           'selected from another dataset or max_train_examples?')
-    _, row = active.fit(exp, exp.target, indices,
-                        active.train_key(key_data, len(indices)), 'target')
-    rows.append(row)
-    results.write_csv(csv_path, rows, active.MODEL_COLUMNS)
+    trained = experiment.fit(job, job.target, indices,
+                             experiment.train_key(key_data, len(indices)),
+                             'target')
+    rows.append(trained.row)
+    results.write_csv(csv_path, rows, run_files.MODEL_COLUMNS)
   return rows
 
 
 # ----------------------------------------------------------------------------
 # Precomputed selections.
 
-# Index files of svp_jax runs and of the reference's run directories.
-_INDEX_PATTERNS = ('initial_subset_*.index', 'proxy/*/labeled_*.index',
-                   'coreset_*.index', 'selector/*/labelled_*.index',
-                   'proxy/*/labelled_*.index')
-
-
 def find_selections(run_dir: str) -> dict[int, str]:
   """Labeled-set size -> index file, for every index file of a run."""
   found = {}
-  for pattern in _INDEX_PATTERNS:
+  for pattern in run_files.INDEX_PATTERNS:
     for path in glob.glob(os.path.join(run_dir, pattern)):
       size = int(re.search(r'_(\d+)\.index$', path).group(1))
       found.setdefault(size, path)
@@ -416,29 +325,30 @@ def run_precomputed(config: ml_collections.ConfigDict,
   if not found:
     raise validation.ConfigError(
         f'config.precomputed.run_dir={run_dir!r} holds no labeled-index files '
-        f'({", ".join(_INDEX_PATTERNS)}){_method_folders_hint(run_dir)}')
+        f'({", ".join(run_files.INDEX_PATTERNS)})'
+        f'{_method_folders_hint(run_dir)}')
   wanted = list(config.precomputed.sizes) or list(found)
   missing = sorted(set(wanted) - set(found))
   if missing:
     raise validation.ConfigError(
         f'config.precomputed.sizes={tuple(config.precomputed.sizes)}: no '
         f'index file for sizes {missing} in {run_dir}; it has {list(found)}')
-  exp = make_experiment(config, workdir)
-  active.claim_workdir(workdir, config)
+  job = experiment.load_job(config, workdir, {'target': config.target})
+  experiment.claim_workdir(workdir, config)
   sets = []
   for size in wanted:
-    indices = np.loadtxt(found[size], dtype=np.int64, ndmin=1)
+    indices = experiment.read_index(found[size])
     if len(indices) != size or len(np.unique(indices)) != size:
       raise validation.ConfigError(
           f'{found[size]} should hold {size} distinct indices, holds '
           f'{len(np.unique(indices))} distinct of {len(indices)}')
     logging.info('Precomputed selection: %s', found[size])
     sets.append(indices)
-  rows = train_targets(exp, workdir, sets, np.asarray(
-      jax.random.key_data(jax.random.key(config.seed))))
-  summary = {'run_dir': run_dir, 'target': exp.target.name,
+  rows = train_targets(job, workdir, sets,
+                       experiment.root_key_data(config.seed))
+  summary = {'run_dir': run_dir, 'target': job.target.name,
              'targets': [r for r in rows if int(r['nexamples']) in wanted]}
-  results.write_json(os.path.join(workdir, 'summary.json'), summary)
+  results.write_json(os.path.join(workdir, run_files.SUMMARY_JSON), summary)
   logging.info('Precomputed targets:\n%s',
-               results.markdown_table(rows, active.MODEL_COLUMNS))
+               results.markdown_table(rows, run_files.MODEL_COLUMNS))
   return summary

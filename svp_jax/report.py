@@ -23,7 +23,7 @@ Definitions (REFERENCE.md, "Active learning as the reference runs it"):
   selection method; runs of one group differ only in `seed`. Random selection
   uses no selector, so all random runs form one group.
 * The baseline of a method is the group whose selector trains exactly as the
-  target does (active.same_training) with that method.
+  target does (experiment.same_training) with that method.
 * Data-selection seconds at a labeled-set size: selector training + scoring +
   ranking, summed over the rounds up to the one that reaches that size
   (round 0's random pick included). Speed-up = the baseline's mean over runs
@@ -71,11 +71,11 @@ from matplotlib import figure
 import ml_collections
 import numpy as np
 
-from svp_jax import active
-from svp_jax import coreset
+from svp_jax import experiment
+from svp_jax import methods
 from svp_jax import results
+from svp_jax import run_files
 from svp_jax import selection
-from svp_jax import validation
 
 # Config keys (dotted prefixes) that may differ between the runs of one
 # report. `selector` and `selection.method` define the groups; the rest change
@@ -207,7 +207,7 @@ def read_csv_columns(path: str, columns: Sequence[str],
 
 def read_target_accuracy(path: str) -> dict[int, float]:
   """target.csv as {labeled-set size: test accuracy in [0, 1]}."""
-  rows = read_csv_columns(path, active.MODEL_COLUMNS,
+  rows = read_csv_columns(path, run_files.MODEL_COLUMNS,
                           ('nexamples', 'test_accuracy', 'train_time'))
   accuracy = {}
   for line, row in enumerate(rows, start=2):
@@ -265,8 +265,8 @@ def load_run(run_dir: str, name: str | None = None) -> Run:
                       f'(config.json mode={mode!r})')
   summary = _read_json(paths['summary.json'])
   check_summary(paths['summary.json'], summary)
-  read_csv_columns(paths['proxy.csv'], active.MODEL_COLUMNS, ('nexamples',))
-  read_csv_columns(paths['selection.csv'], active.SELECTION_COLUMNS,
+  read_csv_columns(paths['proxy.csv'], run_files.MODEL_COLUMNS, ('nexamples',))
+  read_csv_columns(paths['selection.csv'], run_files.SELECTION_COLUMNS,
                    ('nexamples', 'inference_time', 'ranking_time'))
   return Run(path=os.path.normpath(run_dir),
              name=name or os.path.basename(os.path.normpath(run_dir)),
@@ -349,23 +349,27 @@ def selector_epochs(config: Mapping[str, Any]) -> int:
 
 
 def is_baseline(config: Mapping[str, Any]) -> bool:
-  """Whether the target selects for itself (active.run's `same_models`)."""
+  """Whether the target selects for itself (active's `same_models`)."""
   sections = [ml_collections.ConfigDict(config[role])
               for role in ('selector', 'target')]
-  return (config['selection']['method'] != 'random'
-          and active.same_training(*sections))
+  return (_trains_selector(config['selection']['method'])
+          and experiment.same_training(*sections))
+
+
+def _trains_selector(method: str) -> bool:
+  return methods.get(method).trains_selector
 
 
 def group_key(run: Run) -> tuple[str, int, str]:
-  if run.method == 'random':  # No selector is trained.
-    return ('', 0, 'random')
+  if not _trains_selector(run.method):  # One group: no selector is trained.
+    return ('', 0, run.method)
   return (run.config['selector']['model']['name'],
           selector_epochs(run.config), run.method)
 
 
 def _group_label(run: Run, kind: str) -> str:
   if kind == RANDOM:
-    return 'random'
+    return group_key(run)[2]
   name, epochs, _ = group_key(run)
   label = f'{name} ({epochs} ep)'
   return f'{label}, target selects (baseline)' if kind == BASELINE else label
@@ -373,7 +377,7 @@ def _group_label(run: Run, kind: str) -> str:
 
 def _check_group(runs: Sequence[Run]):
   """Runs of one group must train the same selector and have distinct seeds."""
-  if runs[0].method != 'random':  # Random runs train no selector.
+  if _trains_selector(runs[0].method):  # Else no selector to compare.
     differences = differing_keys(
         runs, [p for p in _MAY_DIFFER if p != 'selector']
         + list(_SELECTOR_MAY_DIFFER))
@@ -402,7 +406,7 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
   for key, members in by_key.items():
     _check_group(members)
     first = members[0]
-    kind = (RANDOM if first.method == 'random' else
+    kind = (RANDOM if not _trains_selector(first.method) else
             BASELINE if is_baseline(first.config) else PROXY)
     groups.append(Group(_group_label(first, kind), first.method, kind,
                         tuple(sorted(members, key=lambda r: r.seed))))
@@ -860,7 +864,7 @@ def check_coreset_row(path: str, i: int, row: Any):
   """Raises ReportError unless a summary.json row has what the report reads."""
   if not isinstance(row, dict):
     raise ReportError(f'{path} is malformed: methods[{i}] is not an object')
-  missing = [k for k in coreset.SUMMARY_COLUMNS if k not in row]
+  missing = [k for k in run_files.CORESET_SUMMARY_COLUMNS if k not in row]
   if missing:
     raise ReportError(f'{path} is malformed: methods[{i}] lacks {missing}')
   for key in _CORESET_SECONDS + ('pool_size', 'subset_size'):
@@ -986,7 +990,7 @@ def check_coreset_comparable(coreset_runs: Sequence[CoresetRun],
         'subset_size): ' + '; '.join(
             f'{s:,} of {p:,} in {", ".join(sorted(set(names)))}'
             for (p, s), names in sizes.items()))
-  for method in validation.CORESET_METHODS:
+  for method in methods.names('coreset'):
     _check_distinct_seeds([r for r in coreset_runs if method in r.rows],
                           method)
   if train_runs:
@@ -1049,7 +1053,7 @@ def coreset_rows(coreset_runs: Sequence[CoresetRun],
                  train_runs: Sequence[TrainRun]) -> list[dict[str, Any]]:
   """A row per method (in `:all`'s order), then the full-data row."""
   rows = []
-  for method in validation.CORESET_METHODS:
+  for method in methods.names('coreset'):
     runs = sorted((r for r in coreset_runs if method in r.rows),
                   key=lambda r: r.seed)
     if runs:

@@ -6,6 +6,7 @@ pool x classes array of probabilities. Pool images are scored without
 augmentation (the reference scored augmented views; BUILD.md says why not).
 """
 
+from collections.abc import Callable
 import functools
 from typing import Any
 
@@ -18,12 +19,12 @@ from svp_jax import selection
 from svp_jax import train
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'cfg', 'method'))
+@functools.partial(jax.jit, static_argnames=('model', 'cfg', 'measure'))
 def score_step(state: train.TrainState, images: jax.Array, *, model: Any,
-               cfg: train.StepConfig, method: str) -> jax.Array:
+               cfg: train.StepConfig, measure: Callable) -> jax.Array:
   """Per-example uncertainty (higher = more uncertain) for one batch."""
   logits, _ = train.predict_step(state, images, model=model, cfg=cfg)
-  return selection.uncertainty(logits, method)
+  return selection.apply_measure(logits, measure)
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'cfg'))
@@ -33,32 +34,44 @@ def feature_step(state: train.TrainState, images: jax.Array, *, model: Any,
   return train.predict_step(state, images, model=model, cfg=cfg)[1]
 
 
-def score_pool(state: train.TrainState, model: Any, cfg: train.StepConfig,
-               images: np.ndarray, *, method: str, batch_size: int,
-               mesh: Mesh) -> np.ndarray:
-  """One value per pool image: uncertainty for scoring methods, else features.
-
-  `method` is a selection.SCORING_METHODS name, or 'features' for the
-  penultimate feature rows ([n, d] float32, Fortran-ordered) that k-centers
-  needs.
-  """
+def _map_pool(step: Callable[[jax.Array], jax.Array], images: np.ndarray,
+              batch_size: int, mesh: Mesh) -> list[np.ndarray]:
+  """`step` over the pool in padded sharded batches; host rows per batch."""
   outputs = []
   labels = np.zeros(len(images), np.int32)  # Unused; keeps one batch layout.
   for idx, mask in train.padded_batches(np.arange(len(images)), batch_size,
                                         mesh):
     batch = train.global_batch(mesh, images, labels, idx, mask)
-    if method == 'features':
-      out = feature_step(state, batch['image'], model=model, cfg=cfg)
-    else:
-      out = score_step(state, batch['image'], model=model, cfg=cfg,
-                       method=method)
-    outputs.append((out, int(mask.sum())))
+    outputs.append((step(batch['image']), int(mask.sum())))
   # One device-to-host copy per batch, after all batches were dispatched;
   # with several processes each one receives the whole batch.
-  host = [np.asarray(multihost_utils.process_allgather(out, tiled=True))[:real]
+  return [np.asarray(multihost_utils.process_allgather(out, tiled=True))[:real]
           for out, real in outputs]
-  if method != 'features':
-    return np.concatenate(host)
-  # Features come back Fortran-ordered (stored [d, n]), the feature-major
-  # layout greedy k-centers works in, so handing them over copies nothing.
+
+
+def pool_uncertainty(state: train.TrainState, model: Any,
+                     cfg: train.StepConfig, images: np.ndarray, *,
+                     measure: Callable, batch_size: int,
+                     mesh: Mesh) -> np.ndarray:
+  """One float32 per pool image: `measure` of its logits (a method's).
+
+  `measure` is a selection.UNCERTAINTY_MEASURES value (or a registered
+  method's `uncertainty`).
+  """
+  return np.concatenate(_map_pool(
+      lambda x: score_step(state, x, model=model, cfg=cfg, measure=measure),
+      images, batch_size, mesh))
+
+
+def pool_features(state: train.TrainState, model: Any, cfg: train.StepConfig,
+                  images: np.ndarray, *, batch_size: int,
+                  mesh: Mesh) -> np.ndarray:
+  """The penultimate feature rows k-centers needs: [n, d] float32.
+
+  They come back Fortran-ordered (stored [d, n]), the feature-major layout
+  greedy k-centers works in, so handing them over copies nothing.
+  """
+  host = _map_pool(
+      lambda x: feature_step(state, x, model=model, cfg=cfg),
+      images, batch_size, mesh)
   return np.concatenate([h.T for h in host], axis=1).T

@@ -38,7 +38,6 @@ try:  # jax >= 0.6 exports shard_map at the top level.
 except ImportError:  # Older jax.
   from jax.experimental.shard_map import shard_map as _shard_map  # pylint: disable=g-import-not-at-top
 
-SCORING_METHODS = ('least_confidence', 'entropy', 'margin')
 
 # Labeled centers processed per pass when initialising k-centers: the
 # (rows x chunk) score block, and (rows / _ROW_BLOCKS) x d gathered centers,
@@ -82,6 +81,9 @@ def _entropy(logits: jax.Array) -> jax.Array:
 
 
 def _margin(logits: jax.Array) -> jax.Array:
+  if logits.shape[-1] < 2:  # Shapes are static: this fails while tracing.
+    raise ValueError(f'margin needs at least 2 classes, got logits of shape '
+                     f'{logits.shape}')
   # p1 - p2 = (1 - exp(l2 - l1)) / sum_c exp(l_c - l1); expm1 keeps precision
   # when the top two logits are close, which is where the ranking matters.
   top2, _ = lax.top_k(logits, 2)
@@ -90,14 +92,24 @@ def _margin(logits: jax.Array) -> jax.Array:
   return jnp.expm1(top2[..., 1] - top2[..., 0]) / normaliser
 
 
-_SCORERS = {
+# Name -> measure: logits [..., classes] -> scores [...], higher = more
+# uncertain. svp_jax.methods registers one selection method per entry.
+UNCERTAINTY_MEASURES = {
     'least_confidence': _least_confidence,
     'entropy': _entropy,
     'margin': _margin,
 }
+SCORING_METHODS = tuple(UNCERTAINTY_MEASURES)
 
 
-@functools.partial(jax.jit, static_argnames='method')
+@functools.partial(jax.jit, static_argnames='measure')
+def apply_measure(logits: jax.Array, measure) -> jax.Array:
+  """`measure(logits)` in float32, with -0.0 and 0.0 made one value."""
+  score = measure(logits.astype(jnp.float32))
+  # -0.0 and 0.0 must tie: sorting uses a total order that separates them.
+  return jnp.where(score == 0, 0.0, score)
+
+
 def uncertainty(logits: jax.Array, method: str) -> jax.Array:
   """Per-example uncertainty, higher = more uncertain (see module docstring).
 
@@ -110,12 +122,7 @@ def uncertainty(logits: jax.Array, method: str) -> jax.Array:
     float32 [...] scores, never NaN for finite logits.
   """
   check_method(method)
-  if method == 'margin' and logits.shape[-1] < 2:
-    raise ValueError(f'margin needs at least 2 classes, got logits of shape '
-                     f'{logits.shape}')
-  score = _SCORERS[method](logits.astype(jnp.float32))
-  # -0.0 and 0.0 must tie: sorting uses a total order that separates them.
-  return jnp.where(score == 0, 0.0, score)
+  return apply_measure(logits, UNCERTAINTY_MEASURES[method])
 
 
 # ----------------------------------------------------------------------------
@@ -424,7 +431,7 @@ def greedy_k_centers_with_radii(
       the `data` axis of `mesh` or placed there by this function. n need not
       divide the device count: rows are padded internally. Selection works
       on the transpose [d, n]: pass a Fortran-ordered NumPy array (as
-      scoring.score_pool returns) and that is a free view; anything else is
+      scoring.pool_features returns) and that is a free view; anything else is
       transposed once, a second copy of the features while selecting.
     labeled_mask: [n] bool; labeled points are the initial centers.
     k: number of centers to add (static: one compile per (n, d, k)).
@@ -449,7 +456,7 @@ def greedy_k_centers_with_radii(
   if valid_mask is None:
     valid_mask = jnp.ones((n,), bool)
   # Transposed to feature-major: a free view of a Fortran-ordered array (as
-  # scoring.score_pool returns features), one copy otherwise.
+  # scoring.pool_features returns them), one copy otherwise.
   return _k_centers_jit(
       features.T, jnp.asarray(labeled_mask), jnp.asarray(valid_mask), k=k,
       mesh=sharding.make_mesh() if mesh is None else mesh, chunk_size=chunk_size)

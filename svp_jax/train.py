@@ -109,6 +109,21 @@ def init_state(key: jax.Array, model: Any, image_shape: Sequence[int],
   return jax.jit(init, out_shardings=sharding.replicated(mesh))(key)
 
 
+def abstract_state(model: Any, image_shape: Sequence[int], cfg: StepConfig,
+                   mesh: Mesh) -> TrainState:
+  """`init_state`'s shapes, dtypes and shardings, computing nothing.
+
+  The template a checkpointed state is restored into.
+  """
+  shapes = jax.eval_shape(
+      functools.partial(init_state, model=model, image_shape=image_shape,
+                        cfg=cfg, mesh=mesh), jax.random.key(0))
+  replicated = sharding.replicated(mesh)
+  return jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
+      shapes)
+
+
 def _preprocess(images, key, cfg: StepConfig, train: bool):
   if cfg.inputs == 'tokens':
     return images

@@ -5,12 +5,9 @@ from typing import Any
 
 from svp_jax import data
 from svp_jax import inputs
-from svp_jax import selection
+from svp_jax import methods
 
 MODES = ('train', 'active', 'coreset', 'precomputed')
-SELECTION_METHODS = ('random', *selection.SCORING_METHODS, 'kcenters')
-CORESET_METHODS = ('random', *selection.SCORING_METHODS, 'forgetting_events',
-                   'kcenters')
 
 
 class ConfigError(ValueError):
@@ -133,14 +130,17 @@ def validate_active_config(config):
   check_data(config.data)
   check_learner(config, 'selector')
   check_learner(config, 'target')
-  check_choice('selection.method', config.selection.method, SELECTION_METHODS)
+  check_choice('selection.method', config.selection.method,
+               methods.names('active'))
   check_choice('selection.train_target', config.selection.train_target,
                (True, False))
   check_choice('selection.compare_with_target',
                config.selection.compare_with_target, (True, False))
   if config.selection.compare_with_target:
     check_choice('selection.method (with compare_with_target)',
-                 config.selection.method, selection.SCORING_METHODS)
+                 config.selection.method,
+                 tuple(n for n in methods.names('active')
+                       if methods.get(n).scores_compare))
   check_sizes('selection.rounds', config.selection.rounds)
   check_sizes('selection.eval_target_at', config.selection.eval_target_at)
   for i, size in enumerate(config.selection.eval_target_at):
@@ -167,7 +167,8 @@ def validate_coreset_config(config):
   check_data(config.data)
   check_learner(config, 'selector')
   check_learner(config, 'target')
-  check_methods('coreset.methods', config.coreset.methods, CORESET_METHODS)
+  check_methods('coreset.methods', config.coreset.methods,
+                methods.names('coreset'))
   check_int('coreset.kcenters_seeds', config.coreset.kcenters_seeds, 0)
 
 

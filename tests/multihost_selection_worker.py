@@ -41,11 +41,12 @@ def compute(mesh) -> dict[str, np.ndarray]:
   labeled[rng.choice(POOL, 20, replace=False)] = True
   model = models.create_model('preact8', 10)
   state = train.init_state(jax.random.key(0), model, (28, 28, 1), CFG, mesh)
-  scores = scoring.score_pool(state, model, CFG, images,
-                              method='least_confidence', batch_size=64,
-                              mesh=mesh)
-  features = scoring.score_pool(state, model, CFG, images, method='features',
-                                batch_size=64, mesh=mesh)
+  scores = scoring.pool_uncertainty(
+      state, model, CFG, images,
+      measure=selection.UNCERTAINTY_MEASURES['least_confidence'],
+      batch_size=64, mesh=mesh)
+  features = scoring.pool_features(state, model, CFG, images, batch_size=64,
+                                   mesh=mesh)
   return {
       'scores': scores, 'features': features,
       'top_k': np.asarray(selection.select_top_k(scores, labeled, K)),

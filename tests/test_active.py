@@ -13,6 +13,8 @@ import pytest
 from configs import common
 from configs import fashion_mnist_svp
 from svp_jax import active
+from svp_jax import experiment
+from svp_jax import run_files
 from svp_jax import sharding
 from svp_jax import validation
 
@@ -83,10 +85,10 @@ def test_run_writes_reference_files(fashion_mnist_dir, tmp_path, method):
   assert summary['complete'] and summary['rounds_completed'] == 3
   assert [r['labeled'] for r in summary['rounds']] == [50, 100, 200]
   proxy = read_csv(tmp_path / 'proxy.csv')
-  assert list(proxy[0]) == list(active.MODEL_COLUMNS)
+  assert list(proxy[0]) == list(run_files.MODEL_COLUMNS)
   assert [int(r['nexamples']) for r in proxy] == [50, 100]
   selection_rows = read_csv(tmp_path / 'selection.csv')
-  assert list(selection_rows[0]) == list(active.SELECTION_COLUMNS)
+  assert list(selection_rows[0]) == list(run_files.SELECTION_COLUMNS)
   assert [(int(r['current_nexamples']), int(r['new_nexamples']))
           for r in selection_rows] == [(50, 50), (100, 100)]
   target = read_csv(tmp_path / 'target.csv')
@@ -111,6 +113,54 @@ def test_baseline_trains_the_target_once_per_round(fashion_mnist_dir,
   target = read_csv(tmp_path / 'target.csv')
   # The selector of round 2 is the target trained at the end of round 1.
   assert proxy[1] == target[0]
+
+
+class _Killed(Exception):
+  """Stands in for a kill between rounds (after a round's checkpoint)."""
+
+
+@pytest.mark.slow
+def test_resumed_baseline_reuses_what_an_uninterrupted_one_does(
+    fashion_mnist_dir, tmp_path, monkeypatch):
+  config = tiny_config(fashion_mnist_dir, rounds=(50.0, 100.0, 100.0))
+  config.selector = config.target.copy_and_resolve_references()
+  active.run(config, str(tmp_path / 'straight'))
+
+  # Die right after round 1 is checkpointed and written.
+  monkeypatch.setattr(active, 'write_tables',
+                      _write_tables_then_die_after_round_1)
+  with pytest.raises(_Killed):
+    active.run(config, str(tmp_path / 'resumed'))
+  monkeypatch.undo()
+  fits = []
+  real_fit = experiment.fit
+  monkeypatch.setattr(experiment, 'fit', lambda *a, **k: fits.append(
+      a[4]) or real_fit(*a, **k))
+  active.run(config, str(tmp_path / 'resumed'))
+  # Rounds 2 and 3 train a target each; their selectors are the targets of
+  # rounds 1 and 2, also right after the resume.
+  assert fits == ['target', 'target']
+  straight, resumed = (read_indices(tmp_path / 'straight'),
+                       read_indices(tmp_path / 'resumed'))
+  assert sorted(straight) == sorted(resumed)
+  for name, indices in straight.items():
+    np.testing.assert_array_equal(indices, resumed[name])
+  proxy = read_csv(tmp_path / 'resumed' / 'proxy.csv')
+  target = read_csv(tmp_path / 'resumed' / 'target.csv')
+  assert proxy[1:] == target[:2]  # The very rows, timings included.
+  # No checkpoint keeps a target once no round is left to reuse it.
+  final = sorted(os.listdir(tmp_path / 'resumed' / 'checkpoints'))[-1]
+  assert 'last_target' not in os.listdir(
+      tmp_path / 'resumed' / 'checkpoints' / final)
+
+
+def _write_tables_then_die_after_round_1(exp, state):
+  real_write_tables(exp, state)
+  if state.round == 2:  # Rounds 0 (random) and 1 done, 1 trained a target.
+    raise _Killed
+
+
+real_write_tables = active.write_tables
 
 
 @pytest.mark.slow

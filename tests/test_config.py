@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from svp_jax import jobs
+from svp_jax import methods
 from svp_jax import validation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -165,7 +166,7 @@ def test_coreset_argument_picks_one_method_or_all():
   assert every == ('random', 'least_confidence', 'entropy', 'margin',
                    'forgetting_events', 'kcenters')
   # The configs' list is the validator's, in `:all`'s order.
-  assert every == validation.CORESET_METHODS
+  assert every == methods.names('coreset')
   with pytest.raises(ValueError, match=r"'bald'.*NAME one of .*'all'"):
     load('fashion_mnist_coreset', 'bald')
 
@@ -214,7 +215,7 @@ def test_imagenet_train_and_coreset_configs():
   assert (coreset_config.selector.model.name,
           coreset_config.target.model.name) == ('resnet18', 'resnet50')
   assert load('imagenet_coreset', 'all').coreset.methods == (
-      common.CORESET_METHODS)
+      methods.names('coreset'))
 
 
 @pytest.mark.parametrize('name,arg,role', [

@@ -11,6 +11,8 @@ from configs import fashion_mnist_coreset
 from configs import precomputed_selection
 from svp_jax import active
 from svp_jax import coreset
+from svp_jax import experiment
+from svp_jax import methods
 from svp_jax import results
 from svp_jax import selection
 from svp_jax import validation
@@ -68,7 +70,7 @@ def test_all_methods_rank_from_one_proxy(all_methods_run):
   workdir, summary, proxy_trainings = all_methods_run
   assert proxy_trainings == 1
   rows = by_method(summary)
-  assert list(rows) == list(validation.CORESET_METHODS)
+  assert list(rows) == list(methods.names('coreset'))
   proxy = results.read_csv(os.path.join(workdir, 'proxy.csv'))
   assert len(proxy) == 1 and proxy[0]['nexamples'] == 400
   for method, row in rows.items():
@@ -99,7 +101,7 @@ def test_all_methods_rank_from_one_proxy(all_methods_run):
 @pytest.mark.slow
 def test_kcenters_keeps_its_random_seeds(all_methods_run):
   workdir, _, _ = all_methods_run
-  purpose = coreset._SEEDS  # pylint: disable=protected-access
+  purpose = experiment.CORESET_SEEDS
   seeds = selection.select_random(
       jax.random.fold_in(jax.random.key(0), purpose), np.zeros(400, bool), 20)
   assert set(np.asarray(seeds).tolist()) <= set(kept(workdir, 'kcenters'))
@@ -128,7 +130,7 @@ def test_resume_skips_finished_phases(fashion_mnist_dir, all_methods_run,
   shutil.copytree(all_methods_run[0], workdir)
   summary = all_methods_run[1]
   stamps = {m: os.path.getmtime(os.path.join(workdir, m, 'coreset_120.index'))
-            for m in validation.CORESET_METHODS}
+            for m in methods.names('coreset')}
   proxies = Calls(monkeypatch, coreset, 'train_proxy')
   targets = Calls(monkeypatch, active, 'fit')
   # Everything done: nothing is trained or selected again.

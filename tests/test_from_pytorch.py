@@ -45,7 +45,9 @@ import pytest
 from svp_jax import active
 from svp_jax import coreset
 from svp_jax import data
+from svp_jax import experiment
 from svp_jax import inputs
+from svp_jax import run_files
 from svp_jax import text_models
 from svp_jax import validation
 
@@ -710,7 +712,7 @@ def svp_jax_experiment(config, reference_seed):
     method = methods[0] if len(methods) == 1 else methods
     return {'mode': 'coreset', 'dataset': dataset, 'selector': selector,
             'target': target, 'method': method,
-            'kept': active.resolve_size('coreset.subset_size',
+            'kept': experiment.resolve_size('coreset.subset_size',
                                         config.coreset.subset_size,
                                         pool_size),
             'seeds': (config.coreset.kcenters_seeds if method == 'kcenters'
@@ -793,7 +795,7 @@ def test_svp_jax_command_loads_and_validates(command):
     reached = set(np.cumsum(sizes).tolist())
     assert set(config.selection.eval_target_at) <= reached
   elif config.mode == 'coreset':
-    kept = active.resolve_size('coreset.subset_size',
+    kept = experiment.resolve_size('coreset.subset_size',
                                config.coreset.subset_size, pool_size)
     assert kept <= pool_size
     if 'kcenters' in config.coreset.methods:
@@ -949,9 +951,9 @@ def test_csv_columns_are_svp_jax_columns():
   for cells in TABLES['columns']:
     for name in backticked(cells[0]):
       columns[name] = tuple(backticked(cells[1]))
-  assert columns == {'proxy.csv': active.MODEL_COLUMNS,
-                     'target.csv': active.MODEL_COLUMNS,
-                     'selection.csv': active.SELECTION_COLUMNS}
+  assert columns == {'proxy.csv': run_files.MODEL_COLUMNS,
+                     'target.csv': run_files.MODEL_COLUMNS,
+                     'selection.csv': run_files.SELECTION_COLUMNS}
 
 
 def precomputed_file_rows():
@@ -977,7 +979,7 @@ def test_page_lists_every_index_file_precomputed_runs_read():
   # The page's table names every pattern svp_jax reads (<n> for the size).
   listed = {p.replace('<n>', '*') for p, read in precomputed_file_rows()
             if read}
-  patterns = coreset._INDEX_PATTERNS  # pylint: disable=protected-access
+  patterns = run_files.INDEX_PATTERNS
   assert listed == set(patterns)
 
 
@@ -988,19 +990,19 @@ def test_baseline_rule_is_svp_jax_rule():
   assert match, 'the page no longer states the baseline rule'
   baseline = 'configs/cifar10_resnet164_baseline.py'
   config = load_config(baseline)
-  assert active.same_training(config.selector, config.target)
+  assert experiment.same_training(config.selector, config.target)
   for key in match.groups():
     other = load_command(f'python main.py --config={baseline} '
                          f'--config.target.train.{key}=7')
-    assert active.same_training(other.selector, other.target), key
+    assert experiment.same_training(other.selector, other.target), key
   for key, value in (('weight_decay', 1e-4), ('batch_size', 64),
                      ('augment', False), ('label_smoothing', 0.1)):
     other = load_command(f'python main.py --config={baseline} '
                          f'--config.target.train.{key}={value}')
-    assert not active.same_training(other.selector, other.target), key
+    assert not experiment.same_training(other.selector, other.target), key
   other = load_command(f'python main.py --config={baseline} '
                        '--config.target.model.name=preact110')
-  assert not active.same_training(other.selector, other.target)
+  assert not experiment.same_training(other.selector, other.target)
 
 
 def test_reading_snippets_compile():

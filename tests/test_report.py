@@ -1,6 +1,6 @@
 """The active-learning report: Table 1 numbers, figures, agreement, errors.
 
-Run directories are written by active.claim_workdir and active.write_tables
+Run directories are written by experiment.claim_workdir and active.write_tables
 themselves (the files a real run writes), from made-up round records with
 round numbers, so every expected value below is exact arithmetic.
 """
@@ -21,9 +21,12 @@ from configs import fashion_mnist_resnet20
 from configs import fashion_mnist_svp
 from svp_jax import active
 from svp_jax import coreset
-from svp_jax import jobs
+from svp_jax import experiment
+from svp_jax import methods
 from svp_jax import report
 from svp_jax import results
+from svp_jax import run_files
+from svp_jax import train_job
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POOL = 10_000
@@ -68,10 +71,10 @@ def _record(round_index, size, before, spec):
 
 
 def _learner(section):
-  return active.Learner(name=section.model.name, model=None, cfg=None,
-                        batch_size=section.train.batch_size,
-                        eval_batch_size=section.train.eval_batch_size,
-                        lr_schedule=())
+  return experiment.Learner(name=section.model.name, model=None, cfg=None,
+                            batch_size=section.train.batch_size,
+                            eval_batch_size=section.train.eval_batch_size,
+                            lr_schedule=())
 
 
 def make_run(path, rounds, arg=None, seed=0, **overrides):
@@ -86,15 +89,18 @@ def make_run(path, rounds, arg=None, seed=0, **overrides):
     node[key] = value
   path = str(path)
   os.makedirs(path)
-  active.claim_workdir(path, config)
+  experiment.claim_workdir(path, config)
   sizes = np.cumsum(SCHEDULE)
   history = tuple(
       _record(r, int(sizes[r]), int(sizes[r - 1]) if r else 0, spec)
       for r, spec in enumerate(rounds))
+  job = experiment.Job(
+      info=None, pool=None, test=None, mesh=None, workdir=path,
+      learners={'selector': _learner(config.selector),
+                'target': _learner(config.target)})
   exp = active.Experiment(
-      pool=None, test=None, selector=_learner(config.selector),
-      target=_learner(config.target), method=config.selection.method,
-      schedule=SCHEDULE, target_sizes=frozenset(), mesh=None, workdir=path)
+      job=job, method=methods.get(config.selection.method),
+      schedule=SCHEDULE, target_sizes=frozenset())
   labeled = np.zeros(POOL, bool)
   labeled[:int(sizes[len(rounds) - 1])] = True
   active.write_tables(exp, active.RoundState(
@@ -390,13 +396,13 @@ def test_missing_file_names_file_and_run(runs, name):
     ('nexamples,test_accuracy\n2000,0.8\n',
      r"target.csv is malformed: header .* lacks the columns "
      r"\['train_accuracy'"),
-    (','.join(active.MODEL_COLUMNS) + '\n2000,0.9,,high,1,0,1\n',
+    (','.join(run_files.MODEL_COLUMNS) + '\n2000,0.9,,high,1,0,1\n',
      r"target.csv line 2 is malformed: test_accuracy='high' is not a "),
-    (','.join(active.MODEL_COLUMNS) + '\nnan,0.9,,0.8,1,0,1\n',
+    (','.join(run_files.MODEL_COLUMNS) + '\nnan,0.9,,0.8,1,0,1\n',
      r"target.csv line 2 is malformed: nexamples='nan' is not a \(finite\)"),
-    (','.join(active.MODEL_COLUMNS) + '\n2000,0.9,,0.8,1,0\n',
+    (','.join(run_files.MODEL_COLUMNS) + '\n2000,0.9,,0.8,1,0\n',
      r'target.csv line 2 is malformed: expected 7 fields'),
-    (','.join(active.MODEL_COLUMNS) + '\n2000,90,,78.6,1,0,1\n',
+    (','.join(run_files.MODEL_COLUMNS) + '\n2000,90,,78.6,1,0,1\n',
      r'test_accuracy=78.6 is not a fraction in \[0, 1\]'),
 ])
 def test_malformed_csv_is_named(runs, content, match):
@@ -469,7 +475,7 @@ def make_coreset_run(path, methods_spec, arg='all', seed=0, **overrides):
   _override(config, overrides)
   path = str(path)
   os.makedirs(path)
-  active.claim_workdir(path, config)
+  experiment.claim_workdir(path, config)
   proxy = {'train_time': PROXY_SECONDS, 'test_accuracy': 0.7}
   rows = []
   for method in config.coreset.methods:
@@ -487,7 +493,7 @@ def make_coreset_run(path, methods_spec, arg='all', seed=0, **overrides):
 
 
 def make_train_run(path, accuracy, epoch_seconds, seed=0, **overrides):
-  """Writes the files of a finished jobs.train_and_evaluate run."""
+  """Writes the files of a finished train_job.run run."""
   config = fashion_mnist_resnet20.get_config()
   config.seed = seed
   _override(config, overrides)
@@ -685,7 +691,7 @@ def test_coreset_report_on_real_runs(fashion_mnist_dir, tmp_path):
   full.data = config.data
   full.model = config.target.model
   full.train.lr_schedule = config.target.train.lr_schedule
-  jobs.train_and_evaluate(full, str(tmp_path / 'full'))
+  train_job.run(full, str(tmp_path / 'full'))
   out = tmp_path / 'out'
   report.write_report([str(tmp_path / 'coreset'), str(tmp_path / 'full')],
                       str(out))

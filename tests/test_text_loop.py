@@ -17,6 +17,7 @@ from svp_jax import coreset
 from svp_jax import data
 from svp_jax import inputs
 from svp_jax import jobs
+from svp_jax import methods
 from svp_jax import sharding
 from svp_jax import text_models
 from svp_jax import train
@@ -257,7 +258,7 @@ def test_amazon_train_configs(dataset, model):
     ('vdcnn9', 'vdcnn9-maxpool', ('entropy',)),
     ('vdcnn29,kcenters', 'vdcnn29-maxpool', ('kcenters',)),
     ('margin,fasttext', 'fasttext', ('margin',)),
-    ('all', 'fasttext', common.CORESET_METHODS)])
+    ('all', 'fasttext', methods.names('coreset'))])
 def test_amazon_coreset_configs(dataset, pool, kept, arg, proxy, methods):
   module = importlib.import_module(f'configs.{dataset}_coreset')
   config = module.get_config(arg)

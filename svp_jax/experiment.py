@@ -1,0 +1,266 @@
+"""The experiment core: what every job (train, active, core-set, precomputed)
+is built from.
+
+* `load_job`: a config's data (pool and test split), each model's encoding
+  of it, its learners and the device mesh, loaded once;
+* `fit`: train a learner from scratch on some pool indices and test it,
+  giving the trained state and its proxy.csv / target.csv row;
+* `method_scores`: what a selection method needs from a trained selector
+  (svp_jax.methods);
+* key derivation: every random draw of a run comes from its root key
+  (`config.seed`) folded with a purpose, so a resumed run draws again what an
+  uninterrupted one drew;
+* `claim_workdir`: one workdir, one config;
+* `resolve_size`: sizes given as pool fractions or counts.
+
+The files a run writes, and their columns, are svp_jax.run_files (kept apart
+so that readers need no JAX).
+"""
+
+from collections.abc import Mapping, Sequence
+import dataclasses
+import os
+import time
+from typing import Any
+
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+
+from svp_jax import data
+from svp_jax import inputs
+from svp_jax import methods
+from svp_jax import results
+from svp_jax import run_files
+from svp_jax import scoring
+from svp_jax import sharding
+from svp_jax import train
+from svp_jax import validation
+
+# Purposes folded into a run's root key. Active learning: the initial draw
+# and each round's random picks fold the round, then SELECT; every training
+# folds TRAIN, then the size of its labeled set. Core-set: the k-centers
+# seeds fold CORESET_SEEDS and random subsets CORESET_RANDOM, fixed, so that
+# a method's draws do not depend on which other methods run with it.
+INITIAL, TRAIN, SELECT = 0, 1, 2
+CORESET_SEEDS, CORESET_RANDOM = 0, 1
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Learner:
+  """A model, its full training recipe and its inputs (selector or target)."""
+
+  name: str
+  model: Any
+  cfg: train.StepConfig
+  batch_size: int
+  eval_batch_size: int
+  lr_schedule: tuple[tuple[int, float], ...]
+  # The pool and test examples as this model reads them (svp_jax.inputs):
+  # the loaded arrays themselves for images, an encoding for text. Training
+  # reads `pool_inputs`; scoring reads `pool_eval_inputs`, which differ only
+  # where augmentation happens while decoding (ImageNet's crops).
+  pool_inputs: Any = None
+  test_inputs: Any = None
+  pool_eval_inputs: Any = None
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Job:
+  """What stays fixed while a job runs."""
+
+  info: data.DatasetInfo
+  pool: tuple[Any, np.ndarray]  # As loaded: (examples, labels).
+  test: tuple[Any, np.ndarray]
+  learners: Mapping[str, Learner]  # By role: selector, target (train: model).
+  mesh: Any
+  workdir: str
+
+  @property
+  def pool_size(self) -> int:
+    return len(self.pool[1])
+
+  @property
+  def selector(self) -> Learner | None:
+    return self.learners.get('selector')
+
+  @property
+  def target(self) -> Learner:
+    return self.learners['target']
+
+
+@dataclasses.dataclass(frozen=True)
+class Fit:
+  """A learner trained and tested: its state and its MODEL_COLUMNS row."""
+
+  state: train.TrainState
+  row: dict[str, Any]
+  forgetting: dict[str, jax.Array] | None = None  # Counters, if tracked.
+  history: tuple[dict[str, Any], ...] = ()  # Per-epoch records.
+
+
+# ----------------------------------------------------------------------------
+# Building a job.
+
+
+def load_job(config: ml_collections.ConfigDict, workdir: str,
+             sections: Mapping[str, Any]) -> Job:
+  """Loads the data of `config` and builds a learner per role of `sections`.
+
+  `sections` maps a role to the config section holding its `model` and
+  `train` (config.selector, config.target; a train job's config itself).
+  """
+  info = data.dataset_info(config.data.name)
+  pool = data.load_configured_split(config.data, info.train_split,
+                                    config.data.max_train_examples)
+  test = data.load_configured_split(config.data, info.test_split,
+                                    config.data.max_test_examples)
+  roles = tuple(sections)
+  models = [sections[role].model for role in roles]
+  # Models that read the same encoding share one (svp_jax.inputs).
+  encoded = zip(inputs.encode_each(models, info, pool[0]),
+                inputs.encode_each(models, info, test[0]))
+  learners = {role: make_learner(sections[role], info, pool_inputs,
+                                 test_inputs)
+              for role, (pool_inputs, test_inputs) in zip(roles, encoded)}
+  return Job(info=info, pool=pool, test=test, learners=learners,
+             mesh=sharding.make_mesh(), workdir=workdir)
+
+
+def make_learner(section, info: data.DatasetInfo, pool_inputs: Any,
+                 test_inputs: Any) -> Learner:
+  """The learner of `section`; inputs as `inputs.encode` makes them."""
+  tc = section.train
+  return Learner(
+      name=section.model.name,
+      model=inputs.create_model(section.model, info),
+      cfg=train.step_config(tc, info),
+      batch_size=tc.batch_size, eval_batch_size=tc.eval_batch_size,
+      lr_schedule=tuple((int(e), float(lr)) for e, lr in tc.lr_schedule),
+      pool_inputs=inputs.training_view(pool_inputs, info, tc.augment),
+      test_inputs=test_inputs, pool_eval_inputs=pool_inputs)
+
+
+# Settings that change how a model is evaluated, not the model trained.
+_EVALUATION_ONLY = ('eval_batch_size', 'eval_every')
+
+
+def same_training(a, b) -> bool:
+  """Whether two learner sections train the very same model."""
+
+  def training(section):
+    train_section = {k: v for k, v in section.train.to_dict().items()
+                     if k not in _EVALUATION_ONLY}
+    return section.model.to_dict(), train_section
+
+  return training(a) == training(b)
+
+
+# ----------------------------------------------------------------------------
+# Training, testing and scoring.
+
+
+def fit(job: Job, learner: Learner, indices: np.ndarray, key: jax.Array,
+        role: str, *, track_forgetting: bool = False) -> Fit:
+  """Trains `learner` from scratch on pool `indices`, then tests it."""
+  start = time.perf_counter()
+  result = train.train_model(
+      key, learner.model, learner.cfg, learner.pool_inputs, job.pool[1],
+      indices, batch_size=learner.batch_size,
+      lr_schedule=learner.lr_schedule, mesh=job.mesh,
+      log_prefix=f'{role} {learner.name} n={len(indices)}',
+      track_forgetting=track_forgetting)
+  train_time = time.perf_counter() - start
+  start = time.perf_counter()
+  test = train.evaluate(result.state, learner.model, learner.cfg,
+                        learner.test_inputs, job.test[1],
+                        learner.eval_batch_size, job.mesh)
+  row = run_files.model_row(len(indices), result.history[-1]['train_accuracy'],
+                            test['accuracy'], train_time,
+                            time.perf_counter() - start)
+  logging.info('%s %s trained on %d labels in %.1f s: test accuracy %.4f',
+               role, learner.name, len(indices), train_time, test['accuracy'])
+  return Fit(result.state, row, result.forgetting, tuple(result.history))
+
+
+def method_scores(job: Job, learner: Learner, method: methods.SelectionMethod,
+                  trained: Fit) -> np.ndarray | None:
+  """What `method` ranks by, from a selector `learner` trained as `trained`."""
+  if method.needs == methods.NOTHING:
+    return None
+  if method.needs == methods.FORGETTING:
+    return train.forgetting_scores(trained.forgetting)
+  images = learner.pool_eval_inputs
+  if method.needs == methods.FEATURES:
+    return scoring.pool_features(
+        trained.state, learner.model, learner.cfg, images,
+        batch_size=learner.eval_batch_size, mesh=job.mesh)
+  return scoring.pool_uncertainty(
+      trained.state, learner.model, learner.cfg, images,
+      measure=method.uncertainty, batch_size=learner.eval_batch_size,
+      mesh=job.mesh)
+
+
+# ----------------------------------------------------------------------------
+# Keys.
+
+
+def root_key_data(seed: int) -> np.ndarray:
+  """The uint32 data of a run's root key (what checkpoints store)."""
+  return np.asarray(jax.random.key_data(jax.random.key(seed)), np.uint32)
+
+
+def train_key(key_data: np.ndarray, size: int) -> jax.Array:
+  # Keyed by labeled-set size only, so selector and target runs of the same
+  # model on the same labels are the same run (what baseline reuse relies on).
+  return jax.random.fold_in(
+      jax.random.fold_in(jax.random.wrap_key_data(key_data), TRAIN), size)
+
+
+# ----------------------------------------------------------------------------
+# Workdirs and sizes.
+
+
+def claim_workdir(workdir: str, config: ml_collections.ConfigDict):
+  """Records the config; refuses a workdir that holds a different run."""
+  path = os.path.join(workdir, run_files.CONFIG_JSON)
+  wanted = results.to_jsonable(config.to_dict())
+  if os.path.exists(path):
+    existing = results.read_json(path)
+    if existing != wanted:
+      differing = sorted(results.differing_keys(existing, wanted))
+      raise validation.ConfigError(
+          f'workdir {workdir!r} holds a run of a different config (differs '
+          f'at {differing}); resume it with its own config, or choose another '
+          f'--workdir. Nothing was changed.')
+  else:
+    results.write_json(path, wanted)
+
+
+def resolve_size(key: str, value: float, pool_size: int) -> int:
+  """A fraction of the pool (0 < value < 1) or a count (integral value >= 1)."""
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+      value <= 0 or (value >= 1 and value != int(value))):
+    raise validation.ConfigError(
+        f'config.{key}={value!r} is not allowed: expected a fraction of the '
+        f'pool in (0, 1) or a whole number of examples >= 1')
+  count = round(value * pool_size) if value < 1 else int(value)
+  if count < 1:
+    raise validation.ConfigError(
+        f'config.{key}={value!r} is {count} examples of a pool of '
+        f'{pool_size}: it must be at least 1')
+  return count
+
+
+def write_index(path: str, indices: Sequence[int] | np.ndarray):
+  """Pool indices, one per line, written atomically (process 0 only)."""
+  if results.is_writer():
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    tmp = path + '.tmp'
+    np.savetxt(tmp, np.asarray(indices), fmt='%d')
+    os.replace(tmp, path)
+
+
+def read_index(path: str) -> np.ndarray:
+  return np.loadtxt(path, dtype=np.int64, ndmin=1)

@@ -1,0 +1,108 @@
+"""The files a run writes: their names, paths and columns, in one place.
+
+The writers (svp_jax.active, svp_jax.coreset, svp_jax.train_job) and the
+readers (svp_jax.report, the benchmarks) both take the schema from here.
+Imports neither JAX nor NumPy, so a report can read runs without them.
+
+A workdir holds:
+
+  config.json             the resolved config (claims the workdir for it)
+  summary.json, .md       what the run found, rewritten as it goes
+  proxy.csv, target.csv   one MODEL_COLUMNS row per selector / target fit
+  selection.csv           one SELECTION_COLUMNS row per selection
+  metrics.jsonl           per-epoch records of a train job
+  initial_subset_<n>.index, proxy/<n>/labeled_<n>.index
+                          active learning's labeled sets, one pool index a
+                          line (the reference's names)
+  <method>/coreset_<n>.index, <method>/selection.json
+                          a core-set method's subset and record
+  agreement/round_<r>.npz proxy and target scores of round r
+  checkpoints/            the round state (orbax)
+"""
+
+import os
+from typing import Any
+
+CONFIG_JSON = 'config.json'
+SUMMARY_JSON = 'summary.json'
+SUMMARY_MD = 'summary.md'
+PROXY_CSV = 'proxy.csv'
+SELECTION_CSV = 'selection.csv'
+TARGET_CSV = 'target.csv'
+METRICS_JSONL = 'metrics.jsonl'
+SELECTION_JSON = 'selection.json'
+CHECKPOINTS = 'checkpoints'
+AGREEMENT_DIR = 'agreement'
+# The arrays of an agreement file.
+AGREEMENT_ARRAYS = ('proxy', 'target', 'labeled', 'k')
+
+# The reference's columns for a trained model (proxy.csv, target.csv) and a
+# selection (selection.csv).
+MODEL_COLUMNS = ('nexamples', 'train_accuracy', 'dev_accuracy',
+                 'test_accuracy', 'train_time', 'dev_time', 'test_time')
+SELECTION_COLUMNS = ('nexamples', 'current_nexamples', 'new_nexamples',
+                     'total_time', 'inference_time', 'ranking_time')
+# An active run's summary table, one row per round (summary.json 'rounds').
+ROUND_COLUMNS = ('round', 'labeled', 'selector_accuracy', 'selection_seconds',
+                 'selector_train_seconds', 'scoring_seconds',
+                 'ranking_seconds', 'target_accuracy', 'target_train_seconds')
+# A core-set run's summary, one row per method (summary.json 'methods').
+CORESET_SUMMARY_COLUMNS = (
+    'method', 'proxy', 'target', 'pool_size', 'subset_size',
+    'proxy_train_seconds', 'proxy_test_accuracy', 'scoring_seconds',
+    'ranking_seconds', 'target_train_seconds', 'target_test_accuracy')
+
+# Index files of svp_jax runs and of the reference's run directories, as
+# training on precomputed selections finds them.
+INDEX_PATTERNS = ('initial_subset_*.index', 'proxy/*/labeled_*.index',
+                  'coreset_*.index', 'selector/*/labelled_*.index',
+                  'proxy/*/labelled_*.index')
+
+
+def labeled_index_path(workdir: str, size: int, initial: bool) -> str:
+  """Where an active run keeps a labeled set of `size` (reference names)."""
+  if initial:
+    return os.path.join(workdir, f'initial_subset_{size}.index')
+  return os.path.join(workdir, 'proxy', str(size), f'labeled_{size}.index')
+
+
+def coreset_index_path(folder: str, size: int) -> str:
+  return os.path.join(folder, f'coreset_{size}.index')
+
+
+def agreement_path(workdir: str, round_index: int) -> str:
+  return os.path.join(workdir, AGREEMENT_DIR, f'round_{round_index}.npz')
+
+
+def model_row(nexamples: int, train_accuracy: float, test_accuracy: float,
+              train_time: float, test_time: float) -> dict[str, Any]:
+  """A MODEL_COLUMNS row (no dev split: its columns stay empty / 0)."""
+  return {'nexamples': nexamples, 'train_accuracy': train_accuracy,
+          'dev_accuracy': '', 'test_accuracy': test_accuracy,
+          'train_time': train_time, 'dev_time': 0.0, 'test_time': test_time}
+
+
+def selection_row(nexamples: int, current: int, scoring_seconds: float,
+                  ranking_seconds: float) -> dict[str, Any]:
+  """A SELECTION_COLUMNS row: `nexamples` labeled after adding to `current`."""
+  return {'nexamples': nexamples, 'current_nexamples': current,
+          'new_nexamples': nexamples - current,
+          'total_time': scoring_seconds + ranking_seconds,
+          'inference_time': scoring_seconds,
+          'ranking_time': ranking_seconds}
+
+
+def round_row(record: dict[str, Any]) -> dict[str, Any]:
+  """The summary table's row (ROUND_COLUMNS) for one active round record."""
+  return {
+      'round': record['round'], 'labeled': record['labeled'],
+      'selector_accuracy': (record['selector'] or {}).get('test_accuracy', ''),
+      'selection_seconds': record['selector_train_seconds']
+                           + record['scoring_seconds']
+                           + record['ranking_seconds'],
+      'selector_train_seconds': record['selector_train_seconds'],
+      'scoring_seconds': record['scoring_seconds'],
+      'ranking_seconds': record['ranking_seconds'],
+      'target_accuracy': (record['target'] or {}).get('test_accuracy', ''),
+      'target_train_seconds': record['target_train_seconds'],
+  }
