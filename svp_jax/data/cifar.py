@@ -11,8 +11,6 @@ order (sorted by the builder's `id`). Importing this module registers the
 import os
 from typing import Any
 
-import numpy as np
-
 from svp_jax.data import image_splits
 from svp_jax.data import registry
 from svp_jax.data import tfds_util
@@ -35,15 +33,6 @@ INFOS = (
         mean=(0.5071, 0.4866, 0.4409), std=(0.2673, 0.2564, 0.2762),
         train_split='train', test_split='test'),
 )
-
-
-def load(info: DatasetInfo, split: str, options: registry.LoadOptions
-         ) -> tuple[np.ndarray | image_splits.SplitImages, np.ndarray]:
-  """The family's loader (`registry.Loader`); see `image_splits.read_split`."""
-  data_dir, manual_dir = tfds_util.resolve_dirs(options.data_dir,
-                                                options.manual_dir)
-  builder = cifar_builder(info.name, data_dir, manual_dir, options.download)
-  return image_splits.read_split(builder, info, split, options.in_memory)
 
 
 def cifar_builder(name: str, data_dir: str, manual_dir: str | None,
@@ -82,5 +71,5 @@ def cifar_builder(name: str, data_dir: str, manual_dir: str | None,
   return builder
 
 
-registry.register(registry.DatasetFamily(name='cifar', infos=INFOS,
-                                         load=load))
+registry.register(registry.DatasetFamily(
+    name='cifar', infos=INFOS, load=image_splits.loader(cifar_builder)))

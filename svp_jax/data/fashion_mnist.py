@@ -15,7 +15,6 @@ Importing this module registers the `fashion_mnist` family.
 from typing import Any
 
 from absl import logging
-import numpy as np
 
 from svp_jax.data import idx
 from svp_jax.data import image_splits
@@ -34,18 +33,10 @@ INFO = DatasetInfo(
     train_split='train', test_split='test')
 
 
-def load(info: DatasetInfo, split: str, options: registry.LoadOptions
-         ) -> tuple[np.ndarray | image_splits.SplitImages, np.ndarray]:
-  """The family's loader (`registry.Loader`); see `image_splits.read_split`."""
-  data_dir, manual_dir = tfds_util.resolve_dirs(options.data_dir,
-                                                options.manual_dir)
-  builder = fashion_mnist_builder(data_dir, manual_dir, options.download)
-  return image_splits.read_split(builder, info, split, options.in_memory)
-
-
-def fashion_mnist_builder(data_dir: str, manual_dir: str | None,
+def fashion_mnist_builder(name: str, data_dir: str, manual_dir: str | None,
                           download: bool) -> Any:
   """A prepared builder; see the module docstring for the order of sources."""
+  del name  # The family's one dataset, named in the messages below.
   official_cls = tfds_util.tfds().builder_cls('fashion_mnist')
   try:
     builder = tfds_util.prepared(official_cls, data_dir)
@@ -100,5 +91,6 @@ def _missing_error(data_dir: str, searched: list[str]) -> DataError:
       f'{tfds_util.PREPARE_HINT}).')
 
 
-registry.register(registry.DatasetFamily(name='fashion_mnist', infos=(INFO,),
-                                         load=load))
+registry.register(registry.DatasetFamily(
+    name='fashion_mnist', infos=(INFO,),
+    load=image_splits.loader(fashion_mnist_builder)))

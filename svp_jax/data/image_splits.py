@@ -13,12 +13,14 @@ feature (TFDS's official CIFAR builders): those are put back in the
 official files' order, which the ids give.
 """
 
+from collections.abc import Callable
 import time
 from typing import Any
 
 from absl import logging
 import numpy as np
 
+from svp_jax.data import registry
 from svp_jax.data import tfds_util
 from svp_jax.data.errors import DataError
 from svp_jax.data.info import DatasetInfo
@@ -53,6 +55,24 @@ class SplitImages:
       for i, example in enumerate(examples):
         out[i] = example['image']
     return out
+
+
+def loader(find_builder: Callable[[str, str, str | None, bool], Any]
+           ) -> registry.Loader:
+  """A family's loader (`registry.Loader`) over `read_split`.
+
+  Args:
+    find_builder: (name, data_dir, manual_dir or None, download) -> the
+      dataset's builder, prepared.
+  """
+  def load(info: DatasetInfo, split: str, options: registry.LoadOptions
+           ) -> tuple[np.ndarray | SplitImages, np.ndarray]:
+    data_dir, manual_dir = tfds_util.resolve_dirs(options.data_dir,
+                                                  options.manual_dir)
+    builder = find_builder(info.name, data_dir, manual_dir, options.download)
+    return read_split(builder, info, split, options.in_memory)
+
+  return load
 
 
 def read_split(builder: Any, info: DatasetInfo, split: str, in_memory: bool
