@@ -54,7 +54,7 @@ def check_lr_schedule(key: str, schedule: Any):
 
 
 def check_data(section, prefix: str = 'data'):
-  check_choice(f'{prefix}.name', section.name, data.SUPPORTED_DATASETS)
+  check_choice(f'{prefix}.name', section.name, data.supported_datasets())
   check_int(f'{prefix}.max_train_examples', section.max_train_examples, 0)
   check_int(f'{prefix}.max_test_examples', section.max_test_examples, 0)
   if 'image_size' in section:  # Streamed ImageNet's crop size.

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from svp_jax import data
+from svp_jax.data import fashion_mnist
 from svp_jax.data import idx
-from svp_jax.data import loading
+from svp_jax.data import tfds_util
 
-SYSTEM_DIR = loading.FASHION_MNIST_SYSTEM_DIR
+SYSTEM_DIR = fashion_mnist.FASHION_MNIST_SYSTEM_DIR
 
 
 def _idx_split(split):
@@ -138,9 +139,9 @@ def test_preparing_without_tensorflow_says_what_to_install(monkeypatch,
 
 def test_default_data_dir_follows_tfds(monkeypatch):
   monkeypatch.setenv('TFDS_DATA_DIR', '/somewhere/tfds')
-  assert loading.default_data_dir() == '/somewhere/tfds'
+  assert tfds_util.default_data_dir() == '/somewhere/tfds'
   monkeypatch.delenv('TFDS_DATA_DIR')
-  assert loading.default_data_dir() == os.path.expanduser(
+  assert tfds_util.default_data_dir() == os.path.expanduser(
       '~/tensorflow_datasets')
 
 

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from svp_jax import data
-from svp_jax.data import loading
+from svp_jax.data import cifar
+from svp_jax.data import fashion_mnist
 
 # name -> (folder in the archive, label bytes per record, files per split,
 #          label-name files with their number of names)
@@ -60,7 +61,7 @@ def write_standin_archive(name, folder, seed=0):
   num_classes = data.dataset_info(name).num_classes
   rng = np.random.default_rng(seed)
   expected = {}
-  path = os.path.join(folder, loading.CIFAR_ARCHIVES[name][0])
+  path = os.path.join(folder, cifar.CIFAR_ARCHIVES[name][0])
   with tarfile.open(path, 'w:gz') as tar:
     for split, filenames in files.items():
       images, labels = [], []
@@ -161,7 +162,7 @@ def test_official_fashion_mnist_is_read_when_prepared(monkeypatch, tmp_path):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   # pylint: disable-next=g-import-not-at-top
   from tensorflow_datasets.core.download import checksums
-  system_dir = loading.FASHION_MNIST_SYSTEM_DIR
+  system_dir = fashion_mnist.FASHION_MNIST_SYSTEM_DIR
   if not os.path.isdir(system_dir):
     pytest.skip(f'{system_dir} is absent: '
                 'apt-get install dataset-fashion-mnist')

@@ -15,7 +15,8 @@ Preparing the array_record files once from the ILSVRC2012 tar files goes
 through TFDS's official `imagenet2012` builder, which needs TensorFlow.
 
 Examples come in the order TFDS stored them (fixed, shuffled by file name),
-so the first N examples of a split are a class-mixed subset.
+so the first N examples of a split are a class-mixed subset. Importing this
+module registers the `imagenet` family, whose loader returns the eval view.
 """
 
 from collections.abc import Sequence
@@ -32,8 +33,10 @@ from absl import logging
 import numpy as np
 from PIL import Image
 
-from svp_jax.data import loading
+from svp_jax.data import registry
+from svp_jax.data import tfds_util
 from svp_jax.data.errors import DataError
+from svp_jax.data.info import DatasetInfo
 
 NAME = 'imagenet2012'
 NUM_CLASSES = 1000
@@ -50,6 +53,12 @@ CROP_SCALE = (0.08, 1.0)
 CROP_RATIO = (3 / 4, 4 / 3)
 # torchvision tries this many random boxes before its center-crop fallback.
 _CROP_ATTEMPTS = 10
+# Streamed: images are decoded per batch, at config.data.image_size (224).
+# Tested on the validation split.
+INFO = DatasetInfo(
+    name=NAME, num_classes=NUM_CLASSES, image_shape=(224, 224, 3),
+    mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+    train_split=SPLITS[0], test_split=SPLITS[1], host_augmentation=True)
 
 
 def eval_resize(size: int) -> int:
@@ -328,7 +337,7 @@ def load_imagenet_split(split: str, *, data_dir: str | None = None,
 
   Args:
     split: 'train' or 'validation'.
-    data_dir: TFDS data folder (default: `loading.default_data_dir()`).
+    data_dir: TFDS data folder (default: `tfds_util.default_data_dir()`).
     manual_dir: folder of the tar files (default <data_dir>/downloads/manual).
     mode: 'train' or 'eval' (see `StreamingImages`).
     size: output height and width.
@@ -347,17 +356,16 @@ def load_imagenet_split(split: str, *, data_dir: str | None = None,
     raise ValueError(f'split={split!r}: expected one of {SPLITS}')
   if mode not in MODES:
     raise ValueError(f'mode={mode!r}: expected one of {MODES}')
-  data_dir = os.path.expanduser(data_dir or loading.default_data_dir())
-  manual_dir = os.path.expanduser(manual_dir) if manual_dir else None
+  data_dir, manual_dir = tfds_util.resolve_dirs(data_dir, manual_dir)
   builder = _imagenet_builder(data_dir, manual_dir)
   if split not in builder.info.splits:
     raise DataError(f'{NAME} in {builder.data_dir} has no {split!r} split '
                     f'(it has {sorted(builder.info.splits)}).')
-  tfds = loading._tfds()  # pylint: disable=protected-access
   # The stored JPEG bytes, not TFDS's decoding (which needs TensorFlow or
   # decodes into arrays we would only re-encode).
-  source = builder.as_data_source(
-      split=split, decoders={'image': tfds.decode.SkipDecoding()})
+  skip_decoding = tfds_util.tfds().decode.SkipDecoding()
+  source = builder.as_data_source(split=split,
+                                  decoders={'image': skip_decoding})
   labels = _split_labels(builder, split, source)
   images = StreamingImages(source, mode=mode, size=size, seed=seed,
                            num_threads=num_threads)
@@ -366,13 +374,11 @@ def load_imagenet_split(split: str, *, data_dir: str | None = None,
 
 def _imagenet_builder(data_dir: str, manual_dir: str | None) -> Any:
   """TFDS's official builder, prepared if needed from the tar files."""
-  # pylint: disable=protected-access
-  tfds = loading._tfds()
-  builder_cls = tfds.builder_cls(NAME)
-  builder = loading._prepared(builder_cls, data_dir)
+  builder_cls = tfds_util.tfds().builder_cls(NAME)
+  builder = tfds_util.prepared(builder_cls, data_dir)
   if builder:
     return builder
-  manual_dir = manual_dir or os.path.join(data_dir, 'downloads', 'manual')
+  manual_dir = manual_dir or tfds_util.default_manual_dir(data_dir)
   missing = [f for f in MANUAL_FILES
              if not os.path.isfile(os.path.join(manual_dir, f))]
   if missing:
@@ -386,10 +392,10 @@ def _imagenet_builder(data_dir: str, manual_dir: str | None) -> Any:
         'bytes) from image-net.org (registration needed), put both in '
         f'{manual_dir} (or set '
         '--config.data.manual_dir to their folder) and run again; preparing '
-        f'them once needs TensorFlow: {loading._PREPARE_HINT}.')
-  loading._require_tensorflow(NAME, 'preparing the official TFDS builder')
+        f'them once needs TensorFlow: {tfds_util.PREPARE_HINT}.')
+  tfds_util.require_tensorflow(NAME, 'preparing the official TFDS builder')
   builder = builder_cls(data_dir=data_dir)
-  loading._prepare(builder, manual_dir)
+  tfds_util.prepare(builder, manual_dir)
   return builder
 
 
@@ -431,11 +437,26 @@ def _split_labels(builder: Any, split: str, source: Sequence[Any]
 def _read_labels(source: Sequence[Any]) -> np.ndarray:
   num = len(source)
   labels = np.empty((num,), np.int32)
-  chunk = loading._READ_CHUNK  # pylint: disable=protected-access
-  for start in range(0, num, chunk):
-    records = source.__getitems__(list(range(start, min(start + chunk, num))))
+  for start, records in tfds_util.read_chunks(source):
     labels[start:start + len(records)] = [r['label'] for r in records]
   if num and not 0 <= labels.min() <= labels.max() < NUM_CLASSES:
     raise DataError(f'{NAME}: labels outside [0, {NUM_CLASSES}): '
                     f'{labels.min()}..{labels.max()}')
   return labels
+
+
+def load(info: DatasetInfo, split: str, options: registry.LoadOptions
+         ) -> tuple[StreamingImages, np.ndarray]:
+  """The family's loader (`registry.Loader`): the split's eval view.
+
+  Resize + center crop at `options.image_size` (default 224); training reads
+  its crop view of the same pool (svp_jax.inputs.training_view). Nothing is
+  downloaded and nothing is held in memory, whatever `options` say.
+  """
+  return load_imagenet_split(
+      split, data_dir=options.data_dir, manual_dir=options.manual_dir,
+      mode='eval', size=options.image_size or info.image_shape[0])
+
+
+registry.register(registry.DatasetFamily(name='imagenet', infos=(INFO,),
+                                         load=load))

@@ -1,28 +1,35 @@
 """Text classification splits as host lists and arrays, through TFDS, no TF.
 
-Mirrors `svp_jax.data.loading` for the review datasets: a split is prepared
-once as array_record in data_dir by our `amazon_reviews` builder (from the
-CSV files in manual_dir, default <data_dir>/downloads/manual) and then read
-with TFDS's random-access data source, which needs neither TensorFlow nor
-network. Nothing can be downloaded: the Zhang et al. archives are manual.
+The review datasets in Zhang et al.'s CSV layout (`svp_jax.data.zhang_csv`):
+Amazon Review Polarity and Full, and Rotten Tomatoes, their offline stand-in
+(DATA.md). A split is prepared once as array_record in data_dir by our
+`amazon_reviews` builder (from the CSV files in manual_dir, default
+<data_dir>/downloads/manual) and then read with TFDS's random-access data
+source, which needs neither TensorFlow nor network. Nothing can be
+downloaded: the Zhang et al. archives are manual.
 
 Examples come back in CSV line order. Models see `documents(split)`, the
-title and body joined by a space, as the reference does.
+title and body joined by a space, as the reference does; the registered
+`zhang_csv` family (registered when this module is imported) returns those.
 """
 
-import os
 import time
 from typing import Any, NamedTuple
 
 from absl import logging
 import numpy as np
 
+from svp_jax.data import registry
+from svp_jax.data import tfds_util
 from svp_jax.data import zhang_csv
-from svp_jax.data.errors import DataError
+from svp_jax.data.info import DatasetInfo
 
 TEXT_DATASETS: tuple[str, ...] = tuple(zhang_csv.DATASETS)
-# Examples decoded per data-source call (see loading._READ_CHUNK).
-_READ_CHUNK = 4096
+INFOS = tuple(
+    DatasetInfo(name=d.name, num_classes=d.num_classes, image_shape=(),
+                mean=(), std=(), train_split=zhang_csv.SPLITS[0],
+                test_split=zhang_csv.SPLITS[1], modality='text')
+    for d in zhang_csv.DATASETS.values())
 
 
 class TextSplit(NamedTuple):
@@ -40,12 +47,6 @@ def documents(split: TextSplit) -> list[str]:
   return [f'{title} {text}' for title, text in zip(split.titles, split.texts)]
 
 
-def default_data_dir() -> str:
-  """TFDS's default: $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
-  return os.environ.get('TFDS_DATA_DIR') or os.path.join(
-      os.path.expanduser('~'), 'tensorflow_datasets')
-
-
 def load_text_split(name: str, split: str, *, data_dir: str | None = None,
                     manual_dir: str | None = None) -> TextSplit:
   """Reads a split, preparing it from the CSV files first if needed.
@@ -53,7 +54,7 @@ def load_text_split(name: str, split: str, *, data_dir: str | None = None,
   Args:
     name: one of `TEXT_DATASETS` (a config of the `amazon_reviews` builder).
     split: 'train' or 'test'.
-    data_dir: TFDS data folder (default: `default_data_dir()`).
+    data_dir: TFDS data folder (default: `tfds_util.default_data_dir()`).
     manual_dir: folder with the CSV files or archive (default
       <data_dir>/downloads/manual); see `svp_jax.data.zhang_csv`.
 
@@ -69,15 +70,14 @@ def load_text_split(name: str, split: str, *, data_dir: str | None = None,
   if split not in zhang_csv.SPLITS:
     raise ValueError(f'split={split!r} is not a split of {name}: expected '
                      f'one of {zhang_csv.SPLITS}')
-  data_dir = os.path.expanduser(data_dir or default_data_dir())
+  data_dir, manual_dir = tfds_util.resolve_dirs(data_dir, manual_dir)
   builder = _prepared_builder(dataset, data_dir)
   if builder is None:
-    manual_dir = os.path.expanduser(
-        manual_dir or os.path.join(data_dir, 'downloads', 'manual'))
+    manual_dir = manual_dir or tfds_util.default_manual_dir(data_dir)
     # Checked here, before TFDS, so that the error is ours and immediate.
     zhang_csv.find_source(manual_dir, dataset)
     builder = _builder(dataset, data_dir)
-    _prepare(builder, manual_dir)
+    tfds_util.prepare(builder, manual_dir)
   start = time.perf_counter()
   result = _read_split(builder, split)
   logging.info('Read %s[%s] from %s: %d examples in %.1f s.', name, split,
@@ -99,46 +99,17 @@ def _prepared_builder(dataset: zhang_csv.CsvDataset,
   """The builder if this config is prepared in data_dir as array_record."""
   # pylint: disable-next=g-import-not-at-top
   from svp_jax.data.builders import amazon_reviews
-  version_dir = os.path.join(data_dir, amazon_reviews.AmazonReviews.name,
-                             dataset.name,
-                             str(amazon_reviews.AmazonReviews.VERSION))
-  # Checked before constructing the builder, which otherwise logs warnings
-  # about a missing folder.
-  if not os.path.isfile(os.path.join(version_dir, 'dataset_info.json')):
-    return None
-  builder = _builder(dataset, data_dir)
-  if not builder.is_prepared():
-    return None
-  formats = {f.value for f in builder.info.available_file_formats()}
-  if 'array_record' not in formats:
-    raise DataError(
-        f'{dataset.name} is prepared in {version_dir} only as '
-        f'{sorted(formats)}, which cannot be read without TensorFlow. '
-        f'Remove that folder or use another data_dir.')
-  return builder
-
-
-def _prepare(builder: Any, manual_dir: str):
-  # pylint: disable-next=g-import-not-at-top
-  import tensorflow_datasets as tfds
-  logging.info('Preparing %s as array_record in %s (once).',
-               builder.info.full_name, builder.data_dir)
-  start = time.perf_counter()
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir),
-      file_format='array_record')
-  logging.info('Prepared %s in %.1f s.', builder.info.full_name,
-               time.perf_counter() - start)
+  # Our own builder: without the folder it prepares again, as array_record.
+  return tfds_util.prepared(
+      amazon_reviews.AmazonReviews, data_dir, config=dataset.name,
+      remedy='Remove that folder or use another data_dir.')
 
 
 def _read_split(builder: Any, split: str) -> TextSplit:
   source = builder.as_data_source(split=split)
-  num = len(source)
   titles, texts = [], []
-  labels = np.empty((num,), np.int32)
-  for start in range(0, num, _READ_CHUNK):
-    chunk = source.__getitems__(
-        list(range(start, min(start + _READ_CHUNK, num))))
+  labels = np.empty((len(source),), np.int32)
+  for start, chunk in tfds_util.read_chunks(source):
     for offset, example in enumerate(chunk):
       titles.append(_as_str(example['title']))
       texts.append(_as_str(example['text']))
@@ -149,3 +120,20 @@ def _read_split(builder: Any, split: str) -> TextSplit:
 def _as_str(value: bytes | str) -> str:
   # TFDS returns `Text` features as UTF-8 bytes.
   return value.decode('utf-8') if isinstance(value, bytes) else value
+
+
+def load(info: DatasetInfo, split: str, options: registry.LoadOptions
+         ) -> tuple[np.ndarray, np.ndarray]:
+  """The family's loader (`registry.Loader`): documents and labels.
+
+  Documents (title + ' ' + body) as an object array, which `svp_jax.inputs`
+  encodes for each model. Nothing can be downloaded, and text is always read
+  whole, whatever `options` say.
+  """
+  split_data = load_text_split(info.name, split, data_dir=options.data_dir,
+                               manual_dir=options.manual_dir)
+  return np.array(documents(split_data), dtype=object), split_data.labels
+
+
+registry.register(registry.DatasetFamily(name='zhang_csv', infos=INFOS,
+                                         load=load))

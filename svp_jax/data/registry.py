@@ -1,0 +1,155 @@
+"""The datasets svp_jax knows: one registered family per kind of source.
+
+A family (`DatasetFamily`) is the facts of its datasets (`DatasetInfo`s) and
+the one function that loads a split of any of them. Each family's module
+registers it when imported (`svp_jax.data` imports the built-in ones), and
+everything else asks the registry: config validation for the names,
+models and training for the facts, the runs for the arrays. Adding a
+dataset is one `register` call; nothing here names a dataset.
+
+Registration order is the order of `supported_datasets()`.
+"""
+
+from collections.abc import Callable
+import dataclasses
+from typing import Any
+
+import jax
+from jax.experimental import multihost_utils
+import numpy as np
+
+from svp_jax.data.info import DatasetInfo
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadOptions:
+  """Where and how to read a split; each family uses the fields it needs."""
+  # TFDS data folder (None: $TFDS_DATA_DIR or ~/tensorflow_datasets).
+  data_dir: str | None = None
+  # Folder with local source files (None: the family's default places).
+  manual_dir: str | None = None
+  # Allow downloading (needs internet). Off by default so that missing data
+  # fails at once instead of after minutes of download retries.
+  download: bool = False
+  # Decode every image now, or on demand (an object indexed like the array).
+  in_memory: bool = True
+  # Output height and width of streamed images (None: the dataset's own).
+  image_size: int | None = None
+
+
+# (info, split, options) -> (inputs, int32 labels). Inputs are indexed like
+# an array of N examples: uint8 images (N, H, W, C) or a stand-in that
+# decodes on demand, or an object array of documents for text.
+Loader = Callable[[DatasetInfo, str, LoadOptions], tuple[Any, np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetFamily:
+  """Datasets that share a source and a loader (e.g. CIFAR-10 and -100)."""
+  name: str
+  infos: tuple[DatasetInfo, ...]
+  load: Loader
+
+
+_FAMILIES: dict[str, DatasetFamily] = {}
+_FAMILY_OF: dict[str, DatasetFamily] = {}  # Dataset name -> its family.
+
+
+def register(family: DatasetFamily) -> DatasetFamily:
+  """Adds a family; ValueError if it or one of its datasets is known."""
+  taken = [info.name for info in family.infos if info.name in _FAMILY_OF]
+  if family.name in _FAMILIES or taken:
+    raise ValueError(f'dataset family {family.name!r} clashes with the '
+                     f'registered families {tuple(_FAMILIES)} (datasets '
+                     f'already registered: {taken})')
+  _FAMILIES[family.name] = family
+  for info in family.infos:
+    _FAMILY_OF[info.name] = family
+  return family
+
+
+def unregister(family_name: str):
+  """Removes a family (tests, plugins); KeyError if it is not registered."""
+  family = _FAMILIES.pop(family_name)
+  for info in family.infos:
+    del _FAMILY_OF[info.name]
+
+
+def supported_datasets() -> tuple[str, ...]:
+  """Every registered dataset name, in registration order."""
+  return tuple(_FAMILY_OF)
+
+
+def _family(name: str) -> DatasetFamily:
+  try:
+    return _FAMILY_OF[name]
+  except (KeyError, TypeError):
+    raise ValueError(
+        f'config.data.name={name!r} is not supported: expected one of '
+        f'{supported_datasets()}') from None
+
+
+def dataset_info(name: str) -> DatasetInfo:
+  """The `DatasetInfo` of `name`; ValueError naming the allowed names."""
+  return next(info for info in _family(name).infos if info.name == name)
+
+
+def load_split(name: str, split: str, **options: Any
+               ) -> tuple[Any, np.ndarray]:
+  """Reads a split through its family, preparing it first if needed.
+
+  Args:
+    name: one of `supported_datasets()`.
+    split: the dataset's train or test split name.
+    **options: the fields of `LoadOptions` (data_dir, manual_dir, download,
+      in_memory, image_size).
+
+  Returns:
+    inputs (uint8 images (N, H, W, C), an on-demand stand-in with
+    `in_memory=False` or for streamed datasets, or documents for text) and
+    int32 labels (N,).
+
+  Raises:
+    ValueError: unknown name or split.
+    DataError: the data is missing or cannot be prepared here; the message
+      says how to provide it.
+  """
+  info = dataset_info(name)
+  splits = (info.train_split, info.test_split)
+  if split not in splits:
+    raise ValueError(f'split={split!r} is not a split of {name}: expected '
+                     f'one of {splits}')
+  return _family(name).load(info, split, LoadOptions(**options))
+
+
+def load_configured_split(data_config: Any, split: str,
+                          limit: int = 0) -> tuple[Any, np.ndarray]:
+  """`load_split` driven by a config's `data` section.
+
+  '' in data_dir / manual_dir means the default place; `limit` > 0 keeps the
+  first `limit` examples (for quick runs). ImageNet comes back streamed
+  (svp_jax.data.imagenet.StreamingImages). Text datasets come back as an
+  object array of documents (title + ' ' + body), which `svp_jax.inputs`
+  encodes for each model.
+  """
+  def read():
+    return load_split(
+        data_config.name, split, data_dir=data_config.data_dir or None,
+        manual_dir=data_config.manual_dir or None,
+        download=data_config.download, in_memory=data_config.in_memory,
+        image_size=data_config.get('image_size'))
+
+  if jax.process_count() == 1:
+    inputs, labels = read()
+  else:
+    # Process 0 prepares the split first: processes preparing the same
+    # data_dir at once would race for its files.
+    if jax.process_index() == 0:
+      inputs, labels = read()
+    multihost_utils.sync_global_devices(f'svp_jax: {data_config.name} '
+                                        f'{split} prepared')
+    if jax.process_index() != 0:
+      inputs, labels = read()
+  if limit:
+    inputs, labels = inputs[:limit], labels[:limit]
+  return inputs, labels

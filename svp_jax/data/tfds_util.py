@@ -1,0 +1,120 @@
+"""What every TFDS-backed dataset family shares: folders, preparing, reading.
+
+A split is prepared once as array_record in `data_dir` and then read with
+TFDS's random-access data source, which needs neither TensorFlow nor network.
+TFDS itself is imported on first use only (`tfds()`): it takes a second to
+import, and `svp_jax.data` is imported by code (and tests) that never read a
+dataset.
+"""
+
+from collections.abc import Iterator, Sequence
+import os
+import time
+from typing import Any
+
+from absl import logging
+
+from svp_jax.data.errors import DataError
+
+# Examples decoded per data-source call: large enough to amortise the call,
+# small enough that the decoded Python objects stay a few MB.
+READ_CHUNK = 4096
+# What to install to prepare datasets whose builders need TensorFlow.
+PREPARE_HINT = 'pip install -r requirements-prepare.txt'
+
+
+def default_data_dir() -> str:
+  """TFDS's default: $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
+  return os.environ.get('TFDS_DATA_DIR') or os.path.join(
+      os.path.expanduser('~'), 'tensorflow_datasets')
+
+
+def resolve_dirs(data_dir: str | None, manual_dir: str | None
+                 ) -> tuple[str, str | None]:
+  """(data_dir or the default, manual_dir or None), with '~' expanded."""
+  data_dir = os.path.expanduser(data_dir or default_data_dir())
+  return data_dir, os.path.expanduser(manual_dir) if manual_dir else None
+
+
+def default_manual_dir(data_dir: str) -> str:
+  """TFDS's default manual_dir: <data_dir>/downloads/manual."""
+  return os.path.join(data_dir, 'downloads', 'manual')
+
+
+def tfds() -> Any:
+  """The `tensorflow_datasets` module, imported on first use."""
+  import tensorflow_datasets  # pylint: disable=g-import-not-at-top
+  return tensorflow_datasets
+
+
+def prepared(builder_cls: Any, data_dir: str, *, config: str | None = None,
+             remedy: str | None = None) -> Any | None:
+  """The builder if its current version is prepared as array_record.
+
+  Args:
+    builder_cls: a TFDS builder class.
+    data_dir: TFDS data folder.
+    config: the builder config's name, for builders with configs.
+    remedy: what to do about data prepared in other formats only (default:
+      convert it with `tfds convert_format`).
+
+  Raises:
+    DataError: prepared, but not as array_record (unreadable without TF).
+  """
+  version_dir = os.path.join(data_dir, builder_cls.name,
+                             *([config] if config else []),
+                             str(builder_cls.VERSION))
+  # Checked before constructing the builder, which otherwise logs warnings
+  # about a missing folder.
+  if not os.path.isfile(os.path.join(version_dir, 'dataset_info.json')):
+    return None
+  kwargs = {'config': config} if config else {}
+  builder = builder_cls(data_dir=data_dir, **kwargs)
+  if not builder.is_prepared():
+    return None
+  formats = sorted(f.value for f in builder.info.available_file_formats())
+  if 'array_record' not in formats:
+    remedy = remedy or (
+        'Convert it (tfds convert_format --dataset_version_dir='
+        f'{version_dir} --out_file_format=array_record) or use another '
+        'data_dir.')
+    raise DataError(
+        f'{config or builder_cls.name} is prepared in {version_dir} only as '
+        f'{formats}, which cannot be read without TensorFlow. {remedy}')
+  return builder
+
+
+def require_tensorflow(name: str, why: str):
+  """DataError saying what to install, unless TensorFlow is importable."""
+  try:
+    import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError as e:
+    raise DataError(
+        f'{name}: {why} needs TensorFlow, which is not installed: '
+        f'{PREPARE_HINT} (reading the prepared data later does not).'
+    ) from e
+
+
+def prepare(builder: Any, manual_dir: str | None):
+  """Prepares `builder` as array_record, from manual_dir if given."""
+  logging.info('Preparing %s as array_record in %s (once).',
+               builder.info.full_name, builder.data_dir)
+  start = time.perf_counter()
+  config = (tfds().download.DownloadConfig(manual_dir=manual_dir)
+            if manual_dir else None)
+  builder.download_and_prepare(download_config=config,
+                               file_format='array_record')
+  logging.info('Prepared %s in %.1f s.', builder.info.full_name,
+               time.perf_counter() - start)
+
+
+def read_chunks(source: Sequence[Any]) -> Iterator[tuple[int, list[Any]]]:
+  """(start, records start, start + 1, ...) over all of a data source.
+
+  Records come `READ_CHUNK` at a time, through the source's batched
+  `__getitems__`, in order.
+  """
+  num = len(source)
+  for start in range(0, num, READ_CHUNK):
+    yield start, source.__getitems__(
+        list(range(start, min(start + READ_CHUNK, num))))
