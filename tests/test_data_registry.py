@@ -119,10 +119,10 @@ def test_names_and_families_cannot_be_registered_twice(tiny):
 @pytest.mark.slow  # About 20 s, mostly compiling a ResNet on the CPU.
 def test_a_training_job_runs_on_the_registered_family(tiny, tmp_path):
   # pylint: disable-next=g-import-not-at-top
-  from svp_jax import jobs  # Imports the models: only for this test.
+  from svp_jax import train_job  # Imports the models: only for this test.
   config = common.base_config(NAME, 'preact8', ((2, 0.05),), batch_size=16)
   config.train.eval_batch_size = 16
-  summary = jobs.train_and_evaluate(config, str(tmp_path))
+  summary = train_job.run(config, str(tmp_path))
   assert summary['dataset'] == NAME
   assert (summary['train_examples'], summary['test_examples']) == (32, 16)
   assert [split for _, split, _ in tiny] == ['train', 'test']
