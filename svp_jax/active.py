@@ -272,7 +272,10 @@ def write_round_files(workdir: str, state: RoundState, output: RoundOutput):
 def write_tables(exp: Experiment, state: RoundState) -> dict[str, Any]:
   """Rewrites every CSV and summary from the history (idempotent on resume)."""
   history = state.history
-  path = lambda name: os.path.join(exp.job.workdir, name)  # pylint: disable=unnecessary-lambda-assignment
+
+  def path(name):
+    return os.path.join(exp.job.workdir, name)
+
   results.write_csv(path(run_files.PROXY_CSV),
                     [r['selector'] for r in history if r['selector']],
                     run_files.MODEL_COLUMNS)

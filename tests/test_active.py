@@ -103,18 +103,6 @@ def test_run_writes_reference_files(fashion_mnist_dir, tmp_path, method):
   assert len(set(big)) == 200 and big.max() < 600
 
 
-@pytest.mark.slow
-def test_baseline_trains_the_target_once_per_round(fashion_mnist_dir,
-                                                   tmp_path):
-  config = tiny_config(fashion_mnist_dir)
-  config.selector = config.target.copy_and_resolve_references()
-  active.run(config, str(tmp_path))
-  proxy = read_csv(tmp_path / 'proxy.csv')
-  target = read_csv(tmp_path / 'target.csv')
-  # The selector of round 2 is the target trained at the end of round 1.
-  assert proxy[1] == target[0]
-
-
 class _Killed(Exception):
   """Stands in for a kill between rounds (after a round's checkpoint)."""
 
@@ -145,9 +133,12 @@ def test_resumed_baseline_reuses_what_an_uninterrupted_one_does(
   assert sorted(straight) == sorted(resumed)
   for name, indices in straight.items():
     np.testing.assert_array_equal(indices, resumed[name])
-  proxy = read_csv(tmp_path / 'resumed' / 'proxy.csv')
-  target = read_csv(tmp_path / 'resumed' / 'target.csv')
-  assert proxy[1:] == target[:2]  # The very rows, timings included.
+  for run in ('straight', 'resumed'):
+    proxy = read_csv(tmp_path / run / 'proxy.csv')
+    target = read_csv(tmp_path / run / 'target.csv')
+    # The selector of round r + 1 is the target of round r: the very rows,
+    # timings included.
+    assert proxy[1:] == target[:2], run
   # No checkpoint keeps a target once no round is left to reuse it.
   final = sorted(os.listdir(tmp_path / 'resumed' / 'checkpoints'))[-1]
   assert 'last_target' not in os.listdir(
