@@ -10,13 +10,15 @@ every rate scaled by B / 256 (the reference's --proxy-batch-size B,
 --batch-size B with its default --scale-learning-rates).
 The paper's schedule (2% of the 1,281,167 images at random, then +8% and
 +10% per round) and recipe (batch 256, 5 warm-up epochs, label smoothing
-0.1, wd 1e-4, random-resized crops; configs/common.py). Images are streamed
+0.1, wd 1e-4, random-resized crops; configs/imagenet.py). Images are streamed
 from TFDS's imagenet2012, prepared once from the ILSVRC2012 tars (BUILD.md,
 "ImageNet"). `quick`: a plumbing run (64-pixel crops, 2,000 images).
 """
 
-from configs import common
+from configs import imagenet
+
+ARGUMENTS = imagenet.ACTIVE_ARGUMENTS
 
 
 def get_config(arg=None):
-  return common.imagenet_active_config('resnet50', arg)
+  return imagenet.active_config('resnet50', arg)

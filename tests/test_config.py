@@ -3,6 +3,7 @@
 import glob
 import importlib
 import os
+import re
 import subprocess
 import sys
 
@@ -13,10 +14,12 @@ from svp_jax import methods
 from svp_jax import validation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Runnable configs define get_config; the family modules (configs/common.py,
+# cifar.py, ...) are building blocks and define none.
 CONFIG_MODULES = sorted(
-    os.path.splitext(os.path.basename(p))[0]
-    for p in glob.glob(os.path.join(REPO, 'configs', '*.py'))
-    if not p.endswith(('__init__.py', 'common.py')))
+    name for name in (os.path.splitext(os.path.basename(p))[0]
+                      for p in glob.glob(os.path.join(REPO, 'configs', '*.py')))
+    if hasattr(importlib.import_module(f'configs.{name}'), 'get_config'))
 
 
 def load(name, arg=None):
@@ -167,7 +170,7 @@ def test_coreset_argument_picks_one_method_or_all():
                    'forgetting_events', 'kcenters')
   # The configs' list is the validator's, in `:all`'s order.
   assert every == methods.names('coreset')
-  with pytest.raises(ValueError, match=r"'bald'.*NAME one of .*'all'"):
+  with pytest.raises(ValueError, match=r"'bald'.*METHOD one of .*'all'"):
     load('fashion_mnist_coreset', 'bald')
 
 
@@ -196,16 +199,18 @@ def test_fashion_mnist_svp_selectors():
   assert fewer.selector.model.name == 'preact20'
   assert fewer.selector.train.lr_schedule == ((1, 0.01), (3, 0.1), (1, 0.01))
   assert fewer.selection.method == 'kcenters'
-  with pytest.raises(ValueError, match='choose one of baseline, fewer_epochs'):
+  with pytest.raises(ValueError, match="'baseline' and 'fewer_epochs' both "
+                     'give SELECTOR; choose one of proxy, baseline, '
+                     'fewer_epochs'):
     load('fashion_mnist_svp', 'baseline,fewer_epochs')
 
 
 def test_imagenet_train_and_coreset_configs():
   # pylint: disable-next=g-import-not-at-top
-  from configs import common
+  from configs import imagenet
   train = load('imagenet_train')
   assert (train.model.name, train.data.name) == ('resnet18', 'imagenet2012')
-  assert train.train.to_dict() == common.imagenet_model_section(
+  assert train.train.to_dict() == imagenet.model_section(
       'resnet18').train.to_dict()
   assert not train.data.in_memory and train.data.image_size == 224
   assert load('imagenet_train', 'resnet50').model.name == 'resnet50'
@@ -243,8 +248,13 @@ def test_imagenet_batch_argument_scales_every_rate(name, arg, role):
   assert config.to_dict() == plain.to_dict()
 
 
-@pytest.mark.parametrize('arg', ['batch=1048', 'selector_batch=0',
-                                 'selector_batch=1e3', 'kcenters,target=512'])
-def test_imagenet_batch_argument_is_checked(arg):
-  with pytest.raises(ValueError, match='is not NAME=B'):
+@pytest.mark.parametrize('arg,problem', [
+    ('batch=1048', "'batch' is not an option"),
+    ('selector_batch=0', "'0' is not an integer >= 1"),
+    ('selector_batch=1e3', "'1e3' is not an integer >= 1"),
+    ('kcenters,target=512', "'target' is not an option")])
+def test_imagenet_batch_argument_is_checked(arg, problem):
+  with pytest.raises(ValueError, match=re.escape(
+      f"config argument '{arg}': '{arg.rpartition(',')[2]}': {problem}; "
+      'expected [METHOD][,selector_batch=B][,target_batch=B][,quick]')):
     load('imagenet_resnet18_proxy', arg)
