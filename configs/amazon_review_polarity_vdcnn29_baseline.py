@@ -5,11 +5,8 @@
 
 DIR holds Zhang et al.'s amazon_review_polarity_csv.tar.gz or its CSVs.
 
-METHOD: least_confidence (default), kcenters, entropy, margin or random.
-Schedule (the paper's): 2% of the pool at random, then +8% and +10% per round
-up to 50%; every selector is retrained from scratch each round. Models and
-recipes: configs/text.py (model_section); the data: BUILD.md
-("Text datasets"). `quick`: a CPU plumbing run (3,000 documents, 1 epoch).
+METHOD (least_confidence by default), the paper's schedule, the recipes
+and `quick`: configs/text.py.
 """
 
 from configs import text

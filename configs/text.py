@@ -3,9 +3,12 @@
 Amazon Review Polarity/Full (Zhang et al.'s CSVs) and the offline Rotten
 Tomatoes stand-in; the data: BUILD.md ("Text datasets"). Models: VDCNN
 (`vdcnn<depth>-<variant>`) and fastText, each with its own recipe
-(`model_section`). Amazon paper rows: the paper's schedule (polarity:
-72,000, then +288,000, +360,000 x 4); every selector is retrained from
-scratch each round and selects for a VDCNN29.
+(`model_section`). Amazon paper rows (`amazon_review_*_proxy.py`,
+`*_baseline.py`): METHOD least_confidence (default), kcenters, entropy,
+margin or random; the paper's schedule, 2% of the pool at random, then +8%
+and +10% per round up to 50% (polarity: 72,000, then +288,000, +360,000
+x 4); every selector is retrained from scratch each round and selects for
+a VDCNN29. `quick`: a CPU plumbing run (3,000 documents, 1 epoch).
 """
 
 from configs import common
