@@ -13,13 +13,15 @@ kcenters (seeded with 1,000 random points, counted in the subset) or random;
 `all` ranks by all six from one trained proxy (a target per method). The
 proxy trains once on the whole training split and keeps 1,800,000 of the
 3,000,000 reviews; a VDCNN29 trains from scratch on them.
-Models and recipes: configs/common.py (text_model_section); the data:
+Models and recipes: configs/text.py (model_section); the data:
 BUILD.md ("Text datasets"). `quick`: a CPU plumbing run (2,000-document
 pool, keep 500, 1 epoch each, tiny models).
 """
 
-from configs import common
+from configs import text
+
+ARGUMENTS = text.CORESET_ARGUMENTS
 
 
 def get_config(arg=None):
-  return common.amazon_coreset_config('amazon_review_full', arg)
+  return text.amazon_coreset_config('amazon_review_full', arg)

@@ -5,15 +5,14 @@
 
 DIR holds Zhang et al.'s amazon_review_full_csv.tar.gz or its CSVs.
 
-METHOD: least_confidence (default), kcenters, entropy, margin or random.
-Schedule (the paper's): 2% of the pool at random, then +8% and +10% per round
-up to 50%; every selector is retrained from scratch each round. Models and
-recipes: configs/common.py (text_model_section); the data: BUILD.md
-("Text datasets"). `quick`: a CPU plumbing run (3,000 documents, 1 epoch).
+METHOD (least_confidence by default), the paper's schedule, the recipes
+and `quick`: configs/text.py.
 """
 
-from configs import common
+from configs import text
+
+ARGUMENTS = text.ACTIVE_ARGUMENTS
 
 
 def get_config(arg=None):
-  return common.amazon_active_config('amazon_review_full', 'vdcnn29', arg)
+  return text.amazon_active_config('amazon_review_full', 'vdcnn29', arg)

@@ -14,13 +14,15 @@ kcenters (seeded with 1,000 random points, counted in the subset) or random;
 proxy trains once on the whole training split and keeps 2,160,000 of the
 3,600,000 reviews (the README's `--subset 2160000`); a VDCNN29 trains from
 scratch on them.
-Models and recipes: configs/common.py (text_model_section); the data:
+Models and recipes: configs/text.py (model_section); the data:
 BUILD.md ("Text datasets"). `quick`: a CPU plumbing run (2,000-document
 pool, keep 500, 1 epoch each, tiny models).
 """
 
-from configs import common
+from configs import text
+
+ARGUMENTS = text.CORESET_ARGUMENTS
 
 
 def get_config(arg=None):
-  return common.amazon_coreset_config('amazon_review_polarity', arg)
+  return text.amazon_coreset_config('amazon_review_polarity', arg)

@@ -7,10 +7,12 @@ schedule (1@0.01, 45@0.1, 4@0.01: 50 epochs instead of 181); the target
 is a ResNet164 trained with the full recipe at every budget.
 """
 
-from configs import common
+from configs import cifar
+
+ARGUMENTS = cifar.ACTIVE_ARGUMENTS
 
 
 def get_config(arg=None):
-  return common.cifar_active_config(
-      'cifar100', 'preact164', arg,
-      selector_lr_schedule=common.CIFAR_FEWER_EPOCHS_LR_SCHEDULE)
+  return cifar.active_config(
+      'cifar100', cifar.TARGET, arg,
+      selector_lr_schedule=cifar.FEWER_EPOCHS_LR_SCHEDULE)

@@ -13,13 +13,10 @@ with forgetting events while cutting end-to-end time.
 `quick`: a CPU plumbing run (2,000-image pool, keep 500, 1 epoch each).
 """
 
-from configs import common
+from configs import cifar
+
+ARGUMENTS = cifar.CORESET_ARGUMENTS
 
 
 def get_config(arg=None):
-  methods, quick = common.parse_coreset_arg(arg)
-  config = common.coreset_config(
-      'cifar100', common.model_section('preact20', common.CIFAR_LR_SCHEDULE),
-      common.model_section('preact164', common.CIFAR_LR_SCHEDULE), methods,
-      subset_size=0.5)
-  return common.make_coreset_quick(config) if quick else config
+  return cifar.coreset_config('cifar100', arg)

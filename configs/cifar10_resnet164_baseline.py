@@ -8,8 +8,10 @@ score the pool for the next round. Schedule as the proxy configs. This is the
 runtime every SVP speed-up is measured against.
 """
 
-from configs import common
+from configs import cifar
+
+ARGUMENTS = cifar.ACTIVE_ARGUMENTS
 
 
 def get_config(arg=None):
-  return common.cifar_active_config('cifar10', 'preact164', arg)
+  return cifar.active_config('cifar10', cifar.TARGET, arg)

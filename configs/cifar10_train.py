@@ -12,8 +12,10 @@ and preact164 in about 4 hours on one modern GPU.
 CIFAR10 must be prepared first: BUILD.md, "Datasets".
 """
 
-from configs import common
+from configs import cifar
+
+ARGUMENTS = cifar.TRAIN_ARGUMENTS
 
 
 def get_config(arg=None):
-  return common.cifar_train_config('cifar10', arg)
+  return cifar.train_config('cifar10', arg)

@@ -20,15 +20,18 @@ same recipe on all 60,000 images) and writes the report.
 """
 
 from configs import common
+from configs import fashion_mnist
 
-PROXY_LR_SCHEDULE = ((1, 0.01), (1, 0.1), (1, 0.01))
-TARGET_LR_SCHEDULE = ((1, 0.01), (2, 0.1), (1, 0.01), (1, 0.001))
+ARGUMENTS = common.Arguments(method=common.coreset_method(),
+                             quick=common.FLAG)
 
 
 def get_config(arg=None):
-  methods, quick = common.parse_coreset_arg(arg)
+  args = ARGUMENTS.parse(arg)
   config = common.coreset_config(
-      'fashion_mnist', common.model_section('preact8', PROXY_LR_SCHEDULE),
-      common.model_section('preact20', TARGET_LR_SCHEDULE), methods,
-      subset_size=0.1)
-  return common.make_coreset_quick(config) if quick else config
+      fashion_mnist.DATASET,
+      common.model_section('preact8', fashion_mnist.CORESET_PROXY_LR_SCHEDULE),
+      common.model_section(fashion_mnist.TARGET,
+                           fashion_mnist.SHORT_LR_SCHEDULE),
+      common.coreset_methods(args.method), subset_size=0.1)
+  return common.make_coreset_quick(config) if args.quick else config

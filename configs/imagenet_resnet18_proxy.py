@@ -5,18 +5,14 @@
 
 ARG: [METHOD][,selector_batch=B][,target_batch=B][,quick].
 METHOD: least_confidence (default), kcenters, entropy, margin or random.
-`selector_batch=B`, `target_batch=B`: that model trains at batch B with
-every rate scaled by B / 256 (the reference's --proxy-batch-size B,
---batch-size B with its default --scale-learning-rates).
 The paper's schedule (2% of the 1,281,167 images at random, then +8% and
-+10% per round) and recipe (batch 256, 5 warm-up epochs, label smoothing
-0.1, wd 1e-4, random-resized crops; configs/common.py). Images are streamed
-from TFDS's imagenet2012, prepared once from the ILSVRC2012 tars (BUILD.md,
-"ImageNet"). `quick`: a plumbing run (64-pixel crops, 2,000 images).
++10% per round); the recipe, `ROLE_batch=B` and `quick`: configs/imagenet.py.
 """
 
-from configs import common
+from configs import imagenet
+
+ARGUMENTS = imagenet.ACTIVE_ARGUMENTS
 
 
 def get_config(arg=None):
-  return common.imagenet_active_config('resnet18', arg)
+  return imagenet.active_config('resnet18', arg)

@@ -14,8 +14,10 @@ streamed from TFDS's imagenet2012, prepared once from the ILSVRC2012 tars
 images, 2 epochs).
 """
 
-from configs import common
+from configs import imagenet
+
+ARGUMENTS = imagenet.TRAIN_ARGUMENTS
 
 
 def get_config(arg=None):
-  return common.imagenet_train_config(arg)
+  return imagenet.train_config(arg)

@@ -12,25 +12,25 @@ of the run directory (svp_jax's, or the reference's `selector/<n>/labelled_<n>.i
 and trains the target from scratch on each chosen size; target.csv as usual.
 """
 
+from configs import cifar
 from configs import common
-from configs import fashion_mnist_svp
+from configs import fashion_mnist
+from configs import text
+from svp_jax import data
 
+# Dataset -> its target (each a name of svp_jax.data).
 TARGETS = {
-    'fashion_mnist': lambda: common.model_section(
-        'preact20', fashion_mnist_svp.FMNIST_LR_SCHEDULE),
-    'cifar10': lambda: common.model_section('preact164',
-                                            common.CIFAR_LR_SCHEDULE),
-    'cifar100': lambda: common.model_section('preact164',
-                                             common.CIFAR_LR_SCHEDULE),
-    'amazon_review_polarity': lambda: common.text_model_section(
-        common.AMAZON_SELECTORS['vdcnn29']),
-    'amazon_review_full': lambda: common.text_model_section(
-        common.AMAZON_SELECTORS['vdcnn29']),
+    fashion_mnist.DATASET: fashion_mnist.svp_target_section,
+    'cifar10': cifar.target_section,
+    'cifar100': cifar.target_section,
+    'amazon_review_polarity': lambda: text.model_section(text.TARGET),
+    'amazon_review_full': lambda: text.model_section(text.TARGET),
 }
+ARGUMENTS = common.Arguments(dataset=common.Choice(
+    lambda: tuple(d for d in data.supported_datasets() if d in TARGETS),
+    fashion_mnist.DATASET, 'DATASET'))
 
 
-def get_config(arg='fashion_mnist'):
-  dataset = arg or 'fashion_mnist'
-  if dataset not in TARGETS:
-    raise ValueError(f'config argument {arg!r}: expected one of {tuple(TARGETS)}')
+def get_config(arg=None):
+  dataset = ARGUMENTS.parse(arg).dataset
   return common.precomputed_config(dataset, TARGETS[dataset]())

@@ -21,25 +21,24 @@ snippets. Study: scripts/study_rotten_tomatoes_svp.sh.
 """
 
 from configs import common
+from configs import text
 
 FASTTEXT_LR_SCHEDULE = ((10, 0.5),)
-TARGET = 'vdcnn9-maxpool'
+TARGET = text.SELECTORS['vdcnn9']
 DOCUMENT_LENGTH = 256
+ARGUMENTS = common.Arguments(method=common.active_method(),
+                             fasttext_target=common.FLAG, quick=common.FLAG)
 
 
 def get_config(arg=None):
-  parts = [p for p in (arg or '').split(',') if p]
-  fasttext_target = 'fasttext_target' in parts
-  method, quick = common.parse_active_arg(
-      ','.join(p for p in parts if p != 'fasttext_target'))
-  selector = common.text_model_section('fasttext', FASTTEXT_LR_SCHEDULE)
-  if fasttext_target:
-    target = common.text_model_section('fasttext', FASTTEXT_LR_SCHEDULE)
+  args = ARGUMENTS.parse(arg)
+  selector = text.model_section('fasttext', FASTTEXT_LR_SCHEDULE)
+  if args.fasttext_target:
+    target = text.model_section('fasttext', FASTTEXT_LR_SCHEDULE)
   else:
-    target = common.text_model_section(TARGET)
+    target = text.model_section(TARGET)
     target.model.document_length = DOCUMENT_LENGTH
-  config = common.active_config('rotten_tomatoes', selector, target, method,
-                                initial_subset=1000.0, rounds=(1000.0, 2000.0))
-  if quick:
-    common.make_text_active_quick(config)
-  return config
+  config = common.active_config('rotten_tomatoes', selector, target,
+                                args.method, initial_subset=1000.0,
+                                rounds=(1000.0, 2000.0))
+  return text.make_active_quick(config) if args.quick else config

@@ -471,7 +471,7 @@ def test_active_run_trains_on_crops_and_scores_center_crops(tiny, tmp_path,
 def test_imagenet_configs_follow_the_paper():
   # pylint: disable=g-import-not-at-top
   import importlib
-  from configs import common
+  from configs import imagenet
   from svp_jax import active
   from svp_jax import experiment
   from svp_jax import validation
@@ -497,5 +497,5 @@ def test_imagenet_configs_follow_the_paper():
       'configs.imagenet_resnet50_baseline').get_config(None)
   assert experiment.same_training(baseline.selector, baseline.target)
   # --scale-learning-rates: batch 1,024 multiplies every rate by 4.
-  scaled = common.imagenet_model_section('resnet50', batch_size=1024)
+  scaled = imagenet.model_section('resnet50', batch_size=1024)
   assert scaled.train.lr_schedule[5] == (25, 0.4)

@@ -25,7 +25,7 @@ def test_builtins_in_the_order_all_runs_them():
                              'margin', 'forgetting_events', 'kcenters')
   assert methods.names('active') == ('random', 'least_confidence', 'entropy',
                                      'margin', 'kcenters')
-  assert common.parse_coreset_arg('all')[0] == methods.names('coreset')
+  assert common.coreset_methods('all') == methods.names('coreset')
   needs = {m: methods.get(m).needs for m in methods.names()}
   assert needs == {'random': 'nothing', 'least_confidence': 'uncertainty',
                    'entropy': 'uncertainty', 'margin': 'uncertainty',

@@ -11,7 +11,9 @@ import jax
 import numpy as np
 import pytest
 
+from configs import cifar
 from configs import common
+from configs import text
 from svp_jax import active
 from svp_jax import coreset
 from svp_jax import data
@@ -53,8 +55,8 @@ def text_dirs(tmp_path_factory):
 
 
 def _tiny_active(text_dirs, selector, method):
-  config = common.amazon_active_config('rotten_tomatoes', selector,
-                                       f'{method},quick')
+  config = text.amazon_active_config('rotten_tomatoes', selector,
+                                     f'{method},quick')
   config.data.data_dir, config.data.manual_dir = text_dirs
   config.data.max_train_examples = config.data.max_test_examples = 0
   config.selection.initial_subset = 50.0
@@ -79,7 +81,7 @@ def test_fasttext_selects_for_vdcnn_by_kcenters(text_dirs, tmp_path):
 
 def test_fasttext_baseline_reuses_its_target(text_dirs, tmp_path):
   config = _tiny_active(text_dirs, 'fasttext', 'margin')
-  config.target = common.text_model_section('fasttext')
+  config.target = text.model_section('fasttext')
   config.target.model.num_buckets = config.selector.model.num_buckets
   config.selector.train.lr_schedule = config.target.train.lr_schedule = (
       (3, 0.05),)
@@ -94,10 +96,10 @@ def test_fasttext_baseline_reuses_its_target(text_dirs, tmp_path):
 
 def test_fasttext_train_job_learns_the_label_words(text_dirs, tmp_path):
   config = common.base_config('rotten_tomatoes', 'fasttext',
-                              common.FASTTEXT_LR_SCHEDULE)
-  config.model = common.text_model_section('fasttext').model
+                              text.FASTTEXT_LR_SCHEDULE)
+  config.model = text.model_section('fasttext').model
   config.model.num_buckets = 1000
-  config.train = common.text_model_section('fasttext').train
+  config.train = text.model_section('fasttext').train
   config.train.lr_schedule = ((20, 0.1),)
   config.data.data_dir, config.data.manual_dir = text_dirs
   summary = jobs.run(config, str(tmp_path))
@@ -131,9 +133,9 @@ def test_sparse_step_is_the_same_on_8_devices_as_on_1():
 def test_text_models_read_their_own_encoding():
   info = data.dataset_info('rotten_tomatoes')
   documents = np.array(['A fine film.', 'Dull, dull, dull!'], object)
-  chars = common.text_model_section('vdcnn9-conv').model
+  chars = text.model_section('vdcnn9-conv').model
   chars.document_length = 80
-  ngrams = common.text_model_section('fasttext').model
+  ngrams = text.model_section('fasttext').model
   ngrams.num_buckets = 1000
   encoded_chars, encoded_ngrams, same_chars = inputs.encode_each(
       [chars, ngrams, chars], info, documents)
@@ -147,7 +149,7 @@ def test_text_models_read_their_own_encoding():
 
 
 def _valid_text_config():
-  return common.amazon_active_config('rotten_tomatoes', 'fasttext', None)
+  return text.amazon_active_config('rotten_tomatoes', 'fasttext', None)
 
 
 @pytest.mark.parametrize('change, key', [
@@ -172,7 +174,7 @@ def test_bad_text_configs_name_the_key(change, key):
 
 
 def test_text_models_are_refused_for_images():
-  config = common.cifar_active_config('cifar10', 'preact20', None)
+  config = cifar.active_config('cifar10', 'preact20', None)
   config.selector.model.name = 'fasttext'
   with pytest.raises(validation.ConfigError,
                      match=r"selector\.model\.name='fasttext'.*preact20"):
@@ -203,8 +205,8 @@ def test_amazon_configs(dataset, selector, expected):
 
 @pytest.mark.slow
 def test_fasttext_keeps_a_core_set_for_vdcnn(text_dirs, tmp_path):
-  config = common.amazon_coreset_config('rotten_tomatoes',
-                                        'fasttext,entropy,quick')
+  config = text.amazon_coreset_config('rotten_tomatoes',
+                                      'fasttext,entropy,quick')
   config.data.data_dir, config.data.manual_dir = text_dirs
   config.data.max_train_examples = config.data.max_test_examples = 0
   config.coreset.subset_size = 150.0
@@ -219,8 +221,7 @@ def test_fasttext_keeps_a_core_set_for_vdcnn(text_dirs, tmp_path):
 
 @pytest.mark.slow
 def test_vdcnn_train_job_from_the_train_config(text_dirs, tmp_path):
-  config = common.amazon_train_config('rotten_tomatoes',
-                                      'vdcnn9-conv,quick')
+  config = text.train_config('rotten_tomatoes', 'vdcnn9-conv,quick')
   config.data.data_dir, config.data.manual_dir = text_dirs
   config.model.document_length = 64
   summary = jobs.run(config, str(tmp_path))
@@ -230,19 +231,20 @@ def test_vdcnn_train_job_from_the_train_config(text_dirs, tmp_path):
 
 
 def test_config_text_models_are_the_text_models():
-  assert set(common.TEXT_MODELS) == set(text_models.TEXT_MODEL_NAMES)
+  assert text.TRAIN_ARGUMENTS.spec['model'].allowed() == (
+      text_models.TEXT_MODEL_NAMES)
 
 
 @pytest.mark.parametrize('dataset', ['amazon_review_polarity',
                                      'amazon_review_full'])
-@pytest.mark.parametrize('model', common.TEXT_MODELS)
+@pytest.mark.parametrize('model', text_models.TEXT_MODEL_NAMES)
 def test_amazon_train_configs(dataset, model):
   module = importlib.import_module(f'configs.{dataset}_train')
   config = module.get_config(model)
   validation.validate_train_config(config)
   assert (config.data.name, config.model.name) == (dataset, model)
   assert config.to_dict()['train'] == (
-      common.text_model_section(model).train.to_dict())
+      text.model_section(model).train.to_dict())
   quick = module.get_config(f'{model},quick')
   validation.validate_train_config(quick)
   assert quick.model.name == model
@@ -277,4 +279,4 @@ def test_amazon_coreset_configs(dataset, pool, kept, arg, proxy, methods):
 @pytest.mark.parametrize('arg', ['vdcnn9,fasttext', 'preact20', 'entropy,x'])
 def test_amazon_coreset_config_refuses_bad_arguments(arg):
   with pytest.raises(ValueError, match='PROXY'):
-    common.amazon_coreset_config('amazon_review_polarity', arg)
+    text.amazon_coreset_config('amazon_review_polarity', arg)
