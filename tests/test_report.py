@@ -414,9 +414,9 @@ def test_malformed_csv_is_named(runs, content, match):
 
 def test_malformed_summary_is_named(runs):
   path = os.path.join(runs['proxy_0'], 'summary.json')
-  summary = report.results.read_json(path)
+  summary = results.read_json(path)
   del summary['rounds'][1]['scoring_seconds']
-  report.results.write_json(path, summary)
+  results.write_json(path, summary)
   with pytest.raises(report.ReportError, match=r'summary.json is malformed: '
                      r'rounds\[1\].scoring_seconds is None'):
     report.load_run(runs['proxy_0'])
@@ -424,9 +424,9 @@ def test_malformed_summary_is_named(runs):
 
 def test_a_coreset_run_is_not_an_active_run(runs):
   path = os.path.join(runs['proxy_0'], 'config.json')
-  config = report.results.read_json(path)
+  config = results.read_json(path)
   config['mode'] = 'coreset'
-  report.results.write_json(path, config)
+  results.write_json(path, config)
   with pytest.raises(report.ReportError, match=r"mode='coreset'"):
     report.load_run(runs['proxy_0'])
 
