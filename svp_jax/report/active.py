@@ -55,12 +55,7 @@ class Cell:
 
 def check_comparable(runs: Sequence[Run]):
   """Raises ReportError if the runs differ beyond seed, selector and method."""
-  differences = runs_lib.differing_keys(runs, _MAY_DIFFER)
-  if differences:
-    raise runs_lib.ReportError(
-        'these runs cannot be reported together: they may differ only in '
-        f'{", ".join(_MAY_DIFFER)}, but differ in '
-        f'{runs_lib.describe(differences)}')
+  runs_lib.check_may_differ_only(runs, _MAY_DIFFER)
   pools = {r.summary['pool_size'] for r in runs}
   if len(pools) > 1:
     raise runs_lib.ReportError(f'the runs have different pools: '

@@ -1,6 +1,7 @@
 """`python -m svp_jax.report`: read the runs, write every report file."""
 
 from collections.abc import Sequence
+import functools
 import os
 import sys
 
@@ -25,7 +26,7 @@ def write_active_report(run_dirs: Sequence[str], out_dir: str) -> list[str]:
   pool = runs[0].summary['pool_size']
   agreement_rows = [row for r in runs for row in agreement.agreement_rows(r)]
   os.makedirs(out_dir, exist_ok=True)
-  path = lambda name: os.path.join(out_dir, name)  # pylint: disable=unnecessary-lambda-assignment
+  path = functools.partial(os.path.join, out_dir)
   text.write_text(path('table1.md'), active.table1_markdown(
       groups, active.budgets(runs), pool))
   figures.plot_curves(groups, pool, path('curves.png'))

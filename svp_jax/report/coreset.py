@@ -83,12 +83,8 @@ def _check_subsets(coreset_runs: Sequence[CoresetRun]):
 def check_coreset_comparable(coreset_runs: Sequence[CoresetRun],
                              train_runs: Sequence[TrainRun]):
   """Raises ReportError if the runs do not make one comparison."""
-  differences = runs_lib.differing_keys(coreset_runs, _CORESET_MAY_DIFFER)
-  if differences:
-    raise runs_lib.ReportError(
-        'these core-set runs cannot be reported together: they may differ '
-        f'only in {", ".join(_CORESET_MAY_DIFFER)}, but differ in '
-        f'{runs_lib.describe(differences)}')
+  runs_lib.check_may_differ_only(coreset_runs, _CORESET_MAY_DIFFER,
+                                 'core-set runs')
   _check_subsets(coreset_runs)
   for method in methods.names('coreset'):
     runs_lib.check_distinct_seeds(

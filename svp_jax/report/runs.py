@@ -410,6 +410,16 @@ def describe(differences: Mapping[str, str]) -> str:
   return '; '.join(f'{k}: {v}' for k, v in differences.items())
 
 
+def check_may_differ_only(runs: Sequence[Any], allowed: Sequence[str],
+                          what: str = 'runs'):
+  """ReportError naming the keys, beyond `allowed`, where the runs differ."""
+  differences = differing_keys(runs, allowed)
+  if differences:
+    raise ReportError(
+        f'these {what} cannot be reported together: they may differ only in '
+        f'{", ".join(allowed)}, but differ in {describe(differences)}')
+
+
 def check_distinct_seeds(runs: Sequence[Any], what: str = ''):
   """ReportError if two runs of one experiment (`what`) share a seed."""
   seeds: dict[int, str] = {}

@@ -1,4 +1,4 @@
-"""The data-selection speed-up: the one definition the report and benchmarks use.
+"""The data-selection speed-up: one definition, for report and benchmarks.
 
 Definitions (REFERENCE.md, "Active learning as the reference runs it"):
 
