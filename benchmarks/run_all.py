@@ -22,8 +22,9 @@ Parts (--parts), in order:
               pattern: one subprocess per case (benchmarks/kcenters_scale.py);
   scoring     pool scoring images/s and memory per uncertainty method, in a
               subprocess (benchmarks/pool_scoring.py);
-  selection   end-to-end data-selection speed-up of finished runs
-              (benchmarks/selection_speedup.py).
+  selection   end-to-end data-selection speed-up of finished runs, grouped
+              and defined as in the report's Table 1
+              (benchmarks/selection_speedup.py, svp_jax/report/speedup.py).
 
 Every timed figure is the median over --repeats repetitions after a warm-up;
 ceilings (matmul peak, bandwidth) are the best repetition. --quick makes every
@@ -262,11 +263,7 @@ def measure_scoring() -> list[dict[str, Any]]:
 
 
 def measure_selection() -> dict[str, Any]:
-  run_dirs = selection_speedup.expand([p for p in _RUN_DIRS.value if p])
-  runs = selection_speedup.read_runs(run_dirs)
-  rows = selection_speedup.speedups(runs)
-  return {'patterns': _RUN_DIRS.value, 'runs': runs, 'speedups': rows,
-          'summary': selection_speedup.summarize(rows)}
+  return selection_speedup.measure(_RUN_DIRS.value)
 
 
 # ----------------------------------------------------------------------------
@@ -484,27 +481,37 @@ def _selection_section(results) -> list[str]:
   if sel is None:
     return []
   lines = ['## End-to-end data selection', '',
-           'data_selection_seconds from each run\'s summary.json (all '
-           'selector training + scoring + ranking over all rounds, timed by '
-           'the loop). Speed-up = baseline time / group time at the same seed '
-           '(complete runs only). Run directories: '
+           'Runs grouped as `python -m svp_jax.report` groups them (selector '
+           'model, epochs and method from config.json). Data-selection '
+           'seconds: selector training + scoring + ranking over the rounds up '
+           'to a labeled-set size (summary.json). Speed-up = the baseline\'s '
+           'mean seconds / the group\'s, over the runs that reached the size '
+           '(svp_jax/report/speedup.py, as Table 1). Run directories: '
            f"{', '.join(f'`{p}`' for p in sel['patterns']) or '(none)'}.", '']
+  if sel.get('error'):
+    return lines + [f"Not reported: {sel['error']}", '']
   if not sel['runs']:
     return lines + ['No run directories found.', '']
-  lines += table(['run', 'selector', 'target', 'method', 'rounds', 'complete',
-                  'data selection s'],
-                 [[r['run'], r['selector'], r['target'], r['method'],
-                   r['rounds'], r['complete'], r['data_selection_seconds']]
-                  for r in sel['runs']])
+  if sel['speedups'] and 'size' not in sel['speedups'][0]:
+    return lines + ['Measured with the earlier per-seed definition: rerun '
+                    '`--parts=selection` for this table.', '']
+  lines += table(['run', 'selection model', 'selector', 'target', 'method',
+                  'rounds', 'complete', 'data selection s'],
+                 [[r['run'], r['group'], r['selector'], r['target'],
+                   r['method'], r['rounds'], r['complete'],
+                   r['data_selection_seconds']] for r in sel['runs']])
   if sel['speedups']:
-    lines += table(['group', 'seed', 'group s', 'baseline s',
+    lines += table(['selection model', 'method', 'labeled', 'runs',
+                    'baseline runs', 'group s', 'baseline s',
                     'group / baseline', 'speed-up'],
-                   [[r['group'], r['seed'], r['seconds'],
-                     r['baseline_seconds'], r['time_ratio'], r['speedup']]
+                   [[r['group'], r['method'], r['size'], r['runs'],
+                     r['baseline_runs'], r['seconds'], r['baseline_seconds'],
+                     r['time_ratio'], r['speedup']]
                     for r in sel['speedups']])
-    lines += table(['group', 'seeds', 'median speed-up', 'min', 'max'],
-                   [[g, v['seeds'], v['median_speedup'], v['min_speedup'],
-                     v['max_speedup']] for g, v in sel['summary'].items()])
+    lines += table(['selection model', 'method', 'labeled (largest)',
+                    'speed-up'],
+                   [[g, v['method'], v['size'], v['speedup']]
+                    for g, v in sel['summary'].items()])
   return lines
 
 

@@ -142,19 +142,9 @@ def make_learner(section, info: data.DatasetInfo, pool_inputs: Any,
       test_inputs=test_inputs, pool_eval_inputs=pool_inputs)
 
 
-# Settings that change how a model is evaluated, not the model trained.
-_EVALUATION_ONLY = ('eval_batch_size', 'eval_every')
-
-
-def same_training(a, b) -> bool:
-  """Whether two learner sections train the very same model."""
-
-  def training(section):
-    train_section = {k: v for k, v in section.train.to_dict().items()
-                     if k not in _EVALUATION_ONLY}
-    return section.model.to_dict(), train_section
-
-  return training(a) == training(b)
+# Whether two learner sections train the very same model; defined with the run
+# files so that the report reads it without JAX.
+same_training = run_files.same_training
 
 
 # ----------------------------------------------------------------------------

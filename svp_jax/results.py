@@ -1,19 +1,26 @@
 """Result files a person can read: JSON, JSON lines, CSV and Markdown tables.
 
 Only process 0 writes, so multi-host runs produce one copy of each file.
+Imports no JAX: a report reads and writes these files in a process that never
+starts it.
 """
 
 from collections.abc import Mapping, Sequence
 import csv
 import json
 import os
+import sys
 from typing import Any
-
-import jax
 
 
 def is_writer() -> bool:
-  return jax.process_index() == 0
+  """Whether this process writes result files: JAX's process 0.
+
+  A process that never imported JAX (a report) is a job of its own, so it
+  writes; importing JAX here would cost a report seconds and a backend.
+  """
+  jax = sys.modules.get('jax')
+  return jax is None or jax.process_index() == 0
 
 
 def write_json(path: str, value: Any):

@@ -1,7 +1,8 @@
 """The files a run writes: their names, paths and columns, in one place.
 
 The writers (svp_jax.active, svp_jax.coreset, svp_jax.train_job) and the
-readers (svp_jax.report, the benchmarks) both take the schema from here.
+readers (svp_jax.report, the benchmarks) both take the schema from here, and
+the rule that makes a run a baseline (same_training).
 Imports neither JAX nor NumPy, so a report can read runs without them.
 
 A workdir holds:
@@ -20,6 +21,7 @@ A workdir holds:
   checkpoints/            the round state (orbax)
 """
 
+from collections.abc import Mapping
 import os
 from typing import Any
 
@@ -57,6 +59,32 @@ CORESET_SUMMARY_COLUMNS = (
 INDEX_PATTERNS = ('initial_subset_*.index', 'proxy/*/labeled_*.index',
                   'coreset_*.index', 'selector/*/labelled_*.index',
                   'proxy/*/labelled_*.index')
+
+
+# Learner settings that change how a model is evaluated, not what is trained.
+EVALUATION_ONLY = ('eval_batch_size', 'eval_every')
+
+
+def _plain(section: Any) -> dict[str, Any]:
+  return section.to_dict() if hasattr(section, 'to_dict') else dict(section)
+
+
+def same_training(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+  """Whether two learner sections train the very same model.
+
+  Args:
+    a: a learner section (`selector` or `target`: `model` and `train`), as a
+      ConfigDict or as config.json holds it; here, not in svp_jax.experiment,
+      so that the report can tell a baseline without importing JAX.
+    b: the other section, in either form.
+  """
+
+  def training(section):
+    train = {k: v for k, v in _plain(section['train']).items()
+             if k not in EVALUATION_ONLY}
+    return _plain(section['model']), train
+
+  return training(a) == training(b)
 
 
 def labeled_index_path(workdir: str, size: int, initial: bool) -> str:

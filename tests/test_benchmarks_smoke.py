@@ -13,31 +13,49 @@ import sys
 
 import pytest
 
+from configs import fashion_mnist_svp
 from svp_jax import sharding
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def write_run(root, name, seconds, complete=True, method='least_confidence'):
+# Per run: config variant, data-selection seconds per round (labeled 1,000,
+# 2,000 and 4,000). Cumulative at 2,000 / 4,000: proxy 40/100, 20/50, 30/75
+# (means 30, 75); baseline 160/400, 80/200 (means 120, 300): 4x at both.
+RUNS = {
+    'proxy_seed0': (None, (0, 40, 60)), 'proxy_seed1': (None, (0, 20, 30)),
+    'proxy_seed2': (None, (0, 30, 45)),
+    'baseline_seed0': ('baseline', (0, 160, 240)),
+    'baseline_seed1': ('baseline', (0, 80, 120)),
+    'baseline_seed2': ('baseline', (0,)),  # Still running.
+    'random_seed0': ('random', (0, 0, 0)),
+}
+
+
+def write_run(root, name, arg, seconds):
+  """config.json and summary.json as an active run writes them."""
+  config = fashion_mnist_svp.get_config(arg)
+  config.seed = int(name[-1])
   os.makedirs(root / name)
-  with open(root / name / 'summary.json', 'w') as f:
-    json.dump({'complete': complete, 'data_selection_seconds': seconds,
-               'method': method, 'selector': 'preact8', 'target': 'preact20',
-               'rounds_completed': 3 if complete else 1, 'rounds_total': 3},
-              f)
+  (root / name / 'config.json').write_text(
+      json.dumps(config.to_dict()))
+  rounds = [{'round': r, 'labeled': 1000 * 2 ** r,
+             'selector_train_seconds': 0.8 * s, 'scoring_seconds': 0.2 * s,
+             'ranking_seconds': 0.0, 'target_train_seconds': 5.0}
+            for r, s in enumerate(seconds)]
+  (root / name / 'summary.json').write_text(json.dumps({
+      'complete': len(rounds) == 3, 'rounds_completed': len(rounds),
+      'rounds_total': 3, 'pool_size': 60_000, 'rounds': rounds,
+      'selector': config.selector.model.name,
+      'target': config.target.model.name}))
 
 
 @pytest.fixture(scope='module')
 def quick_run(tmp_path_factory):
   tmp = tmp_path_factory.mktemp('bench')
   runs = tmp / 'study'
-  write_run(runs, 'proxy_seed0', 100.0)
-  write_run(runs, 'baseline_seed0', 400.0)
-  write_run(runs, 'proxy_seed1', 50.0)
-  write_run(runs, 'baseline_seed1', 200.0)
-  write_run(runs, 'proxy_seed2', 80.0)
-  write_run(runs, 'baseline_seed2', 90.0, complete=False)  # Still running.
-  write_run(runs, 'random_seed0', 0.5, method='random')
+  for name, (arg, seconds) in RUNS.items():
+    write_run(runs, name, arg, seconds)
   os.makedirs(runs / 'no_summary_seed0')
   env = dict(os.environ, XLA_FLAGS=sharding.simulated_cpu_devices_flags(1))
   md, out = tmp / 'BENCHMARKS.md', tmp / 'all.json'
@@ -121,16 +139,17 @@ def test_json_scoring_returns_one_float_per_image(quick_run):
 
 
 @pytest.mark.slow
-def test_selection_speedups_by_seed(quick_run):
+def test_selection_speedups_as_the_report(quick_run):
   selection = quick_run[0]['selection']
-  assert len(selection['runs']) == 7  # The directory without summary: none.
-  rows = {(r['group'], r['seed']): r for r in selection['speedups']}
-  # Seed 2's baseline is incomplete; random trains no selector.
-  assert set(rows) == {('proxy', 0), ('proxy', 1)}
-  assert rows[('proxy', 0)]['speedup'] == pytest.approx(4.0)
-  assert rows[('proxy', 0)]['time_ratio'] == pytest.approx(0.25)
-  assert rows[('proxy', 1)]['speedup'] == pytest.approx(4.0)
-  assert selection['summary']['proxy']['seeds'] == 2
+  assert len(selection['runs']) == 7  # The directory without files: none.
+  rows = {(r['group'], r['size']): r for r in selection['speedups']}
+  # Size 1,000 (round 0) took no time; random trains no selector.
+  assert set(rows) == {('preact8 (15 ep)', 2000), ('preact8 (15 ep)', 4000)}
+  for row in rows.values():
+    assert row['speedup'] == pytest.approx(4.0)
+    assert row['time_ratio'] == pytest.approx(0.25)
+    assert (row['runs'], row['baseline_runs']) == (3, 2)
+  assert selection['summary']['preact8 (15 ep)']['size'] == 4000
 
 
 @pytest.mark.slow

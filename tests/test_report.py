@@ -26,7 +26,9 @@ from svp_jax import methods
 from svp_jax import report
 from svp_jax import results
 from svp_jax import run_files
+from svp_jax import selection
 from svp_jax import train_job
+from svp_jax.report import stats as report_stats
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POOL = 10_000
@@ -303,6 +305,52 @@ def test_agreement_matches_a_direct_computation(runs, tmp_path):
   assert 'agreement.md) (no run' not in (out / 'report.md').read_text()
 
 
+@pytest.mark.parametrize('seed', range(4))
+def test_numpy_top_k_is_select_top_k(seed):
+  # The agreement's top-k (NumPy, no JAX) must pick as the selection does.
+  rng = np.random.default_rng(seed)
+  n = 300
+  # Few distinct values (ties at the boundary), float64 values that tie only
+  # in float32, -0.0 beside 0.0, and NaN (ranks last).
+  scores = rng.integers(-3, 4, n) / 4.0
+  scores[::7] += 1e-12
+  scores[::11] = -0.0
+  scores[::13] = np.nan
+  labeled = rng.random(n) < 0.3
+  for k in (1, 17, int((~labeled).sum())):
+    np.testing.assert_array_equal(
+        report_stats.top_k(scores, labeled, k),
+        np.asarray(selection.select_top_k(scores, labeled, k)))
+
+
+def test_report_imports_no_jax_and_runs(runs, tmp_path):
+  """In a fresh process: import the report, run its CLI, still no JAX."""
+  folder = os.path.join(runs['proxy_0'], run_files.AGREEMENT_DIR)
+  os.makedirs(folder)
+  rng = np.random.default_rng(0)
+  np.savez(run_files.agreement_path(runs['proxy_0'], 1),
+           proxy=rng.random(50), target=rng.random(50),
+           labeled=np.arange(50) < 10, k=np.int64(5))
+  out = tmp_path / 'out'
+  script = (
+      'import runpy, sys\n'
+      'import svp_jax.report\n'
+      f'sys.argv = ["report", *{list(runs.values())!r}, "--out={out}"]\n'
+      'try:\n'
+      '  runpy.run_module("svp_jax.report", run_name="__main__")\n'
+      'except SystemExit as e:\n'
+      '  assert not e.code, e.code\n'
+      'print(sorted(m for m in ("jax", "jaxlib", "flax", "orbax")\n'
+      '             if m in sys.modules))\n')
+  proc = subprocess.run([sys.executable, '-c', script], cwd=REPO,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.strip() == '[]'
+  # Written by a process that never imported JAX (results.is_writer).
+  for name in ('table1.md', 'agreement.csv', 'report.md', 'curves.png'):
+    assert (out / name).exists(), name
+
+
 def test_no_agreement_files_says_how_to_get_them(runs, tmp_path):
   out = tmp_path / 'out'
   report.write_report([runs['proxy_0']], str(out))
@@ -414,9 +462,9 @@ def test_malformed_csv_is_named(runs, content, match):
 
 def test_malformed_summary_is_named(runs):
   path = os.path.join(runs['proxy_0'], 'summary.json')
-  summary = report.results.read_json(path)
+  summary = results.read_json(path)
   del summary['rounds'][1]['scoring_seconds']
-  report.results.write_json(path, summary)
+  results.write_json(path, summary)
   with pytest.raises(report.ReportError, match=r'summary.json is malformed: '
                      r'rounds\[1\].scoring_seconds is None'):
     report.load_run(runs['proxy_0'])
@@ -424,9 +472,9 @@ def test_malformed_summary_is_named(runs):
 
 def test_a_coreset_run_is_not_an_active_run(runs):
   path = os.path.join(runs['proxy_0'], 'config.json')
-  config = report.results.read_json(path)
+  config = results.read_json(path)
   config['mode'] = 'coreset'
-  report.results.write_json(path, config)
+  results.write_json(path, config)
   with pytest.raises(report.ReportError, match=r"mode='coreset'"):
     report.load_run(runs['proxy_0'])
 
