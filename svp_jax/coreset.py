@@ -58,6 +58,14 @@ def train_proxy(job: experiment.Job, key_data: np.ndarray,
       track_forgetting=track_forgetting)
 
 
+def train_target(job: experiment.Job, indices: np.ndarray,
+                 key_data: np.ndarray) -> experiment.Fit:
+  """Trains and tests the target on `indices`, keyed by their number."""
+  return experiment.fit(job, job.target, indices,
+                        experiment.train_key(key_data, len(indices)),
+                        'target')
+
+
 def rank(job: experiment.Job, method: methods.SelectionMethod,
          proxy: experiment.Fit | None, subset_size: int, num_seeds: int,
          key: jax.Array) -> tuple[np.ndarray, dict[str, Any]]:
@@ -285,10 +293,7 @@ def train_targets(job: experiment.Job, folder: str,
           f'a labeled set of {len(indices)} examples has index '
           f'{indices.max()}, outside the pool of {job.pool_size}: was it '
           'selected from another dataset or max_train_examples?')
-    trained = experiment.fit(job, job.target, indices,
-                             experiment.train_key(key_data, len(indices)),
-                             'target')
-    rows.append(trained.row)
+    rows.append(train_target(job, indices, key_data).row)
     results.write_csv(csv_path, rows, run_files.MODEL_COLUMNS)
   return rows
 

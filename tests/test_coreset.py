@@ -9,7 +9,6 @@ import pytest
 
 from configs import fashion_mnist_coreset
 from configs import precomputed_selection
-from svp_jax import active
 from svp_jax import coreset
 from svp_jax import experiment
 from svp_jax import methods
@@ -132,7 +131,7 @@ def test_resume_skips_finished_phases(fashion_mnist_dir, all_methods_run,
   stamps = {m: os.path.getmtime(os.path.join(workdir, m, 'coreset_120.index'))
             for m in methods.names('coreset')}
   proxies = Calls(monkeypatch, coreset, 'train_proxy')
-  targets = Calls(monkeypatch, active, 'fit')
+  targets = Calls(monkeypatch, coreset, 'train_target')
   # Everything done: nothing is trained or selected again.
   assert coreset.run(tiny_coreset(fashion_mnist_dir, 'all'),
                      workdir) == summary
