@@ -111,8 +111,10 @@ class PlatformFacts:
 
 
 def _jax_platforms() -> str | None:
-  # jax_platforms starts as $JAX_PLATFORMS and may be set in code since.
-  return jax.config.jax_platforms or None
+  # jax_platforms starts as $JAX_PLATFORMS and may be set in code since; the
+  # variable itself where a JAX release reads its options differently.
+  value = getattr(jax.config, 'jax_platforms', None)
+  return value or os.environ.get('JAX_PLATFORMS') or None
 
 
 def platform_facts() -> PlatformFacts:
@@ -186,8 +188,9 @@ def configure(cpu_conv: str | None = None,
                          'mallopt (glibc only)')
     retain, why = False, 'this libc has no mallopt'
   runtime = Runtime(modes[0], retain)
-  logging.info('CPU runtime: convolutions %s; freed host memory %s (%s)',
-               runtime.cpu_conv, 'retained' if retain else 'returned', why)
+  logging.info('CPU speed-ups: convolutions %s (on the CPU only); freed host '
+               'memory %s (%s)', runtime.cpu_conv,
+               'kept' if retain else "left to glibc's defaults", why)
   _configured = (modes, runtime)
   return runtime
 

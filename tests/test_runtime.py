@@ -149,3 +149,13 @@ def test_unconfigured_runtime_reads_the_environment(fresh, monkeypatch):
     assert runtime.current() == runtime.Runtime(mode, False)
     model = inputs.create_model(section, info)
     assert model.conv_general_dilated is runtime.convolution(mode)
+
+
+def test_platforms_read_from_the_environment_without_the_option(monkeypatch):
+  # A JAX release without `jax.config.jax_platforms` as an attribute.
+  monkeypatch.setattr(runtime, 'jax', types.SimpleNamespace(
+      config=types.SimpleNamespace()))
+  monkeypatch.setenv('JAX_PLATFORMS', 'tpu')
+  assert runtime._jax_platforms() == 'tpu'
+  monkeypatch.delenv('JAX_PLATFORMS')
+  assert runtime._jax_platforms() is None
