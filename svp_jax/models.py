@@ -243,51 +243,53 @@ def conv(features: int, kernel: int, stride: int = 1,
       kernel_init=conv_init, conv_general_dilated=chosen)
 
 
-class PreActBasicBlock(nn.Module):
-  """BN-ReLU-conv3x3-BN-ReLU-conv3x3 plus shortcut; no ReLU after the add."""
+class _Block(nn.Module):
+  """What every residual block is given; `_conv` builds its convolutions."""
 
   planes: int
   stride: int
   train: bool
   conv_general_dilated: ConvFn | None = None
+
+  def _conv(self, features: int, kernel: int, stride: int = 1) -> nn.Conv:
+    return conv(features, kernel, stride, self.conv_general_dilated)
+
+
+class PreActBasicBlock(_Block):
+  """BN-ReLU-conv3x3-BN-ReLU-conv3x3 plus shortcut; no ReLU after the add."""
+
   expansion = 1
 
   @nn.compact
   def __call__(self, x, mask):
-    conv_fn = self.conv_general_dilated
     out = nn.relu(MaskedBatchNorm(self.train)(x, mask))
     # The projection shortcut sees the pre-activated input, as in the reference.
     needs_projection = self.stride != 1 or x.shape[-1] != self.planes
-    shortcut = (conv(self.planes, 1, self.stride, conv_fn)(out)
+    shortcut = (self._conv(self.planes, 1, self.stride)(out)
                 if needs_projection else x)
-    out = conv(self.planes, 3, self.stride, conv_fn)(out)
+    out = self._conv(self.planes, 3, self.stride)(out)
     out = nn.relu(MaskedBatchNorm(self.train)(out, mask))
-    out = conv(self.planes, 3, 1, conv_fn)(out)
+    out = self._conv(self.planes, 3)(out)
     return out + shortcut
 
 
-class PreActBottleneck(nn.Module):
+class PreActBottleneck(_Block):
   """BN-ReLU-conv1x1-BN-ReLU-conv3x3-BN-ReLU-conv1x1 (x4) plus shortcut."""
 
-  planes: int
-  stride: int
-  train: bool
-  conv_general_dilated: ConvFn | None = None
   expansion = 4
 
   @nn.compact
   def __call__(self, x, mask):
-    conv_fn = self.conv_general_dilated
     out_planes = self.planes * self.expansion
     out = nn.relu(MaskedBatchNorm(self.train)(x, mask))
     needs_projection = self.stride != 1 or x.shape[-1] != out_planes
-    shortcut = (conv(out_planes, 1, self.stride, conv_fn)(out)
+    shortcut = (self._conv(out_planes, 1, self.stride)(out)
                 if needs_projection else x)
-    out = conv(self.planes, 1, 1, conv_fn)(out)
+    out = self._conv(self.planes, 1)(out)
     out = nn.relu(MaskedBatchNorm(self.train)(out, mask))
-    out = conv(self.planes, 3, self.stride, conv_fn)(out)
+    out = self._conv(self.planes, 3, self.stride)(out)
     out = nn.relu(MaskedBatchNorm(self.train)(out, mask))
-    out = conv(out_planes, 1, 1, conv_fn)(out)
+    out = self._conv(out_planes, 1)(out)
     return out + shortcut
 
 
@@ -328,49 +330,39 @@ def projection_shortcut(x: jax.Array, out_planes: int, stride: int,
   return MaskedBatchNorm(train)(conv(out_planes, 1, stride, conv_fn)(x), mask)
 
 
-class BasicBlock(nn.Module):
+class BasicBlock(_Block):
   """conv3x3-BN-ReLU-conv3x3-BN plus shortcut, then ReLU (torchvision)."""
 
-  planes: int
-  stride: int
-  train: bool
-  conv_general_dilated: ConvFn | None = None
   expansion = 1
 
   @nn.compact
   def __call__(self, x, mask):
-    conv_fn = self.conv_general_dilated
     out = nn.relu(MaskedBatchNorm(self.train)(
-        conv(self.planes, 3, self.stride, conv_fn)(x), mask))
-    out = MaskedBatchNorm(self.train)(
-        conv(self.planes, 3, 1, conv_fn)(out), mask)
+        self._conv(self.planes, 3, self.stride)(x), mask))
+    out = MaskedBatchNorm(self.train)(self._conv(self.planes, 3)(out), mask)
     return nn.relu(out + projection_shortcut(
-        x, self.planes, self.stride, self.train, mask, conv_fn))
+        x, self.planes, self.stride, self.train, mask,
+        self.conv_general_dilated))
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_Block):
   """ResNet v1.5 bottleneck: conv1x1, conv3x3 (strided), conv1x1 (x4)."""
 
-  planes: int
-  stride: int
-  train: bool
-  conv_general_dilated: ConvFn | None = None
   expansion = 4
 
   @nn.compact
   def __call__(self, x, mask):
-    conv_fn = self.conv_general_dilated
     out_planes = self.planes * self.expansion
     out = nn.relu(MaskedBatchNorm(self.train)(
-        conv(self.planes, 1, 1, conv_fn)(x), mask))
+        self._conv(self.planes, 1)(x), mask))
     # v1.5: the stride sits on the 3x3 conv, as in torchvision (v1 put it on
     # the first 1x1, which then skips three quarters of its input).
     out = nn.relu(MaskedBatchNorm(self.train)(
-        conv(self.planes, 3, self.stride, conv_fn)(out), mask))
-    out = MaskedBatchNorm(self.train)(conv(out_planes, 1, 1, conv_fn)(out),
-                                      mask)
+        self._conv(self.planes, 3, self.stride)(out), mask))
+    out = MaskedBatchNorm(self.train)(self._conv(out_planes, 1)(out), mask)
     return nn.relu(out + projection_shortcut(
-        x, out_planes, self.stride, self.train, mask, conv_fn))
+        x, out_planes, self.stride, self.train, mask,
+        self.conv_general_dilated))
 
 
 class ResNet(nn.Module):
