@@ -18,8 +18,8 @@ from ml_collections import config_flags
 
 from svp_jax import data
 from svp_jax import distributed
-from svp_jax import host_memory
 from svp_jax import jobs
+from svp_jax import runtime
 from svp_jax import validation
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -43,6 +43,15 @@ _CPU_DEVICES = flags.DEFINE_integer(
     'process and gloo collectives (multi-process runs on one machine).')
 _JOIN_TIMEOUT = flags.DEFINE_integer(
     'distributed_timeout', 120, 'Seconds to wait for every process to join.')
+# CPU-only speed-ups (svp_jax/runtime.py); GPU and TPU runs never use them.
+_CPU_CONV = flags.DEFINE_enum(
+    'cpu_conv', None, runtime.CONV_MODES, 'Convolutions on the CPU: oneDNN '
+    'if it builds (auto), oneDNN or fail, or XLA\'s own. Default: '
+    '$SVP_JAX_CPU_CONV, else auto.')
+_RETAIN_HOST_MEMORY = flags.DEFINE_enum(
+    'retain_host_memory', 'auto', runtime.MEMORY_MODES, 'Keep freed host '
+    'memory for the next step: on a CPU-only run (auto), that or fail (on), '
+    'never (off).')
 
 
 class _QuietLibraries(std_logging.Filter):
@@ -59,7 +68,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_QuietLibraries())
-  host_memory.retain_freed_memory()  # before JAX starts its threads
+  # Before JAX starts its threads (host memory).
+  runtime.configure(_CPU_CONV.value, _RETAIN_HOST_MEMORY.value)
   config_path = flags.FLAGS['config'].config_filename
   workdir = _WORKDIR.value or os.path.join(
       'workdirs', os.path.splitext(os.path.basename(config_path))[0])

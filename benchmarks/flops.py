@@ -4,7 +4,7 @@ Only convolutions and dense layers are counted (BatchNorm, ReLU, pooling and
 the optimizer are a few per cent of a ResNet's arithmetic and memory-bound):
 
   conv:  MACs = N * H_out * W_out * C_out * K_h * K_w * C_in / groups
-         (lax's, or svp_jax.cpu_conv's oneDNN kernel on the CPU)
+         (lax's, or svp_jax.cpu.conv's oneDNN kernel on the CPU)
   dense: MACs = (product of the output shape) * (contracted size)
   forward FLOPs = 2 * MACs
   training FLOPs ~= 3 * forward FLOPs (forward, gradient w.r.t. the input,
@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax.extend import core as jax_core
 
-from svp_jax import cpu_conv
+from svp_jax.cpu import conv
 
 # The ratio of a training step's FLOPs to its forward pass's (see docstring).
 TRAIN_TO_FORWARD = 3
@@ -61,7 +61,7 @@ def _dot_macs(eqn) -> int:
 
 
 def _onednn_conv_macs(eqn) -> int:
-  # svp_jax.cpu_conv's forward kernel: NHWC output, HWIO weights.
+  # svp_jax.cpu.conv's forward kernel: NHWC output, HWIO weights.
   kh, kw, cin, _ = eqn.invars[1].aval.shape
   return math.prod(eqn.outvars[0].aval.shape) * kh * kw * cin
 
@@ -76,7 +76,7 @@ def count_macs(jaxpr) -> int:
     elif name == 'dot_general':
       macs += _dot_macs(eqn)
     elif (name == 'ffi_call' and
-          eqn.params['target_name'] == cpu_conv.FORWARD_TARGET):
+          eqn.params['target_name'] == conv.FORWARD_TARGET):
       macs += _onednn_conv_macs(eqn)
     for sub in _subjaxprs(eqn):
       macs += count_macs(sub)

@@ -17,6 +17,7 @@ from jax.sharding import Mesh
 import numpy as np
 
 from svp_jax import models
+from svp_jax import runtime
 from svp_jax import train
 
 # CIFAR-like normalisation; the values do not affect the cost.
@@ -45,7 +46,9 @@ def jax_runners(name: str, mesh: Mesh, steps: int, *, train_batch: int = 128,
   the results are ready), 'parameters' and 'model'. Batches are placed on the
   devices once, outside the closures, so what they time is the steps.
   """
-  model = models.create_model(name, num_classes)
+  model = models.create_model(
+      name, num_classes,
+      conv_general_dilated=runtime.current().conv_general_dilated)
   cfg = dataclasses.replace(CFG, num_classes=num_classes)
   rng = np.random.default_rng(0)
   size = max(train_batch, eval_batch)

@@ -23,8 +23,8 @@ import numpy as np
 
 from benchmarks import hardware
 from benchmarks import jax_steps
-from svp_jax import host_memory
 from svp_jax import models
+from svp_jax import runtime
 from svp_jax import scoring
 from svp_jax import selection
 from svp_jax import sharding
@@ -43,7 +43,9 @@ def measure(model_name: str, n: int, batch_size: int, methods: list[str],
             num_classes: int, repeats: int) -> list[dict[str, object]]:
   """One row per method: images/s (median) and memory of pool scoring."""
   mesh = sharding.make_mesh()
-  model = models.create_model(model_name, num_classes)
+  model = models.create_model(
+      model_name, num_classes,
+      conv_general_dilated=runtime.current().conv_general_dilated)
   cfg = train.StepConfig(num_classes=num_classes, mean=jax_steps.MEAN,
                          std=jax_steps.STD)
   state = train.init_state(jax.random.key(0), model, (32, 32, 3), cfg, mesh)
@@ -79,7 +81,7 @@ def measure(model_name: str, n: int, batch_size: int, methods: list[str],
 
 def main(argv):
   del argv
-  host_memory.retain_freed_memory()  # as main.py does
+  runtime.configure()  # as main.py does
   rows = measure(_MODEL.value, _N.value, _BATCH.value, _METHODS.value,
                  _CLASSES.value, _REPEATS.value)
   print(json.dumps(rows), flush=True)

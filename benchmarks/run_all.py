@@ -47,7 +47,7 @@ from absl import logging
 from benchmarks import hardware
 from benchmarks import selection_speedup
 from benchmarks import side_by_side
-from svp_jax import host_memory
+from svp_jax import runtime
 
 # Above this 1-minute load average per core, the report says the machine was
 # busy (this process alone keeps about one core busy when it starts).
@@ -565,7 +565,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 def run(argv: list[str]) -> dict[str, Any]:
   """Measures the requested parts; returns every result (and writes them)."""
-  host_memory.retain_freed_memory()  # as main.py does
+  runtime.configure()  # as main.py does
   if _QUICK.value:
     apply_quick()
   unknown = set(_PARTS.value) - set(PARTS)
@@ -645,7 +645,7 @@ def _retained_note(results: dict[str, Any]) -> str:
   if any(r.get('jax_host_memory_retained')
          for r in results.get('throughput') or []):
     return ('; a lower bound here: this run kept freed memory in the '
-            'process (svp_jax.host_memory), so earlier parts\' pages are '
+            'process (svp_jax.cpu.host_memory), so earlier parts\' pages are '
             'reused rather than counted')
   return ''
 
@@ -690,10 +690,10 @@ def _fresh_memory_note(rows: list[dict[str, Any]]) -> str:
 
 def _jax_setup(row: dict[str, Any]) -> str:
   # Rows from before these keys existed ran XLA's convolution, glibc default.
-  convolutions = ('oneDNN (svp_jax.cpu_conv)'
+  convolutions = ('oneDNN (svp_jax.cpu.conv)'
                   if row.get('jax_convolutions') == 'oneDNN' else
                   "XLA:CPU's own")
-  memory = ('kept for the next step (svp_jax.host_memory)'
+  memory = ('kept for the next step (svp_jax.cpu.host_memory)'
             if row.get('jax_host_memory_retained') else
             "returned to the OS (glibc's default)")
   return f'JAX convolutions: {convolutions}; freed host memory {memory}'

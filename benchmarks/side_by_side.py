@@ -4,7 +4,7 @@ r"""JAX and PyTorch train / eval images/s of one model, timed side by side.
 
 benchmarks/run_all.py runs this once per model, each in a fresh process, as a
 user's run would be: with one process for every model, the heap kept by
-svp_jax.host_memory grew from model to model (20 GB by preact164) and timed
+svp_jax.cpu.host_memory grew from model to model (20 GB by preact164) and timed
 steps stalled on fresh pages (BUILD.md, "Performance"). In the process the
 two libraries still alternate, so a change in machine load hits both. Without
 PyTorch (outside .venv-bench) the PyTorch figures are None. The last line
@@ -23,8 +23,7 @@ from absl import flags
 from benchmarks import flops
 from benchmarks import hardware
 from benchmarks import jax_steps
-from svp_jax import cpu_conv
-from svp_jax import host_memory
+from svp_jax import runtime
 from svp_jax import sharding
 
 
@@ -118,9 +117,9 @@ def measure(name: str, *, steps: int, repeats: int, train_batch: int,
          'jax_devices': mesh.size, 'torch_threads': threads,
          'train_batch': train_batch, 'eval_batch': eval_batch, 'steps': steps,
          'repeats': repeats,
-         'jax_convolutions': ('oneDNN' if cpu_conv.onednn_enabled() else
-                              'XLA'),
-         'jax_host_memory_retained': host_memory.retain_freed_memory(),
+         'jax_convolutions': ('oneDNN' if runtime.current().onednn_enabled()
+                              else 'XLA'),
+         'jax_host_memory_retained': runtime.current().retain_host_memory,
          'forward_gflop_per_image': forward / 1e9,
          'train_gflop_per_image': train_flops / 1e9}
   if 'torch' in runners:
@@ -158,7 +157,7 @@ def define_flags() -> None:
 
 def main(argv):
   del argv
-  host_memory.retain_freed_memory()  # As main.py does.
+  runtime.configure()  # As main.py does.
   f = flags.FLAGS
   row = measure(f.model, steps=f.steps, repeats=f.repeats,
                 train_batch=f.train_batch, eval_batch=f.eval_batch,

@@ -18,7 +18,7 @@ from absl import app
 from absl import flags
 
 from benchmarks import jax_steps
-from svp_jax import host_memory
+from svp_jax import runtime
 from svp_jax import sharding
 
 _MODELS = flags.DEFINE_list('models', 'preact20,preact56,preact110,preact164',
@@ -40,7 +40,7 @@ def measure(name, mesh, steps, repeats):
 
 def main(argv):
   del argv
-  host_memory.retain_freed_memory()
+  runtime.configure()  # As main.py does.
   mesh = sharding.make_mesh()
   rows = []
   for name in _MODELS.value:

@@ -29,10 +29,10 @@ if [[ "${1:-}" == "--dev" ]]; then
     scattertext==0.2.2
 fi
 
-# The oneDNN CPU convolution kernels (svp_jax/cpu_conv.py), compiled now so
+# The oneDNN CPU convolution kernels (svp_jax/cpu/conv.py), compiled now so
 # a missing compiler shows here; without them runs fall back to XLA's slower
 # CPU convolution.
-if ! .venv/bin/python -m svp_jax.cpu_conv >/dev/null; then
+if ! .venv/bin/python -m svp_jax.cpu.conv >/dev/null; then
   echo "[setup] warning: oneDNN convolution kernels not built; CPU training" \
     "uses XLA's own convolution (about half as fast)" >&2
 fi

@@ -23,6 +23,7 @@ import flax.linen as nn
 import numpy as np
 
 from svp_jax import models
+from svp_jax import runtime
 from svp_jax import text_models
 from svp_jax.data import DatasetInfo
 
@@ -44,11 +45,16 @@ def _num_buckets(model_section: Any) -> int:
 
 
 def create_model(model_section: Any, info: DatasetInfo) -> nn.Module:
-  """The model `model_section.name` with `info`'s number of classes."""
+  """The model `model_section.name` with `info`'s number of classes.
+
+  Image models convolve as svp_jax.runtime chose for this process.
+  """
   if info.modality == 'text':
     return text_models.create_text_model(
         model_section.name, info.num_classes, _num_buckets(model_section))
-  return models.create_model(model_section.name, info.num_classes)
+  return models.create_model(
+      model_section.name, info.num_classes,
+      conv_general_dilated=runtime.current().conv_general_dilated)
 
 
 def training_view(examples: Any, info: DatasetInfo, augment: bool) -> Any:

@@ -17,6 +17,11 @@ Every model maps `(images, train, mask)` to `(logits, features)`, where
 `mask` marks the real examples of a padded batch so that BatchNorm statistics
 ignore padding: the reference keeps the last partial batch of an epoch, and
 padding it to a fixed shape must not change its statistics.
+
+The convolutions are XLA's (1x1 ones as dots, see `pointwise_conv`) unless
+the model is given `conv_general_dilated`: svp_jax.runtime gives the oneDNN
+one of svp_jax.cpu.conv for runs on the CPU. The choice changes neither the
+parameters nor their paths.
 """
 
 from collections.abc import Callable, Sequence
@@ -28,7 +33,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from svp_jax import cpu_conv
+# A drop-in for lax.conv_general_dilated that also takes a keyword
+# `fallback`: the convolution the model would use itself, for whatever the
+# drop-in does not compute (svp_jax.cpu.conv.conv_general_dilated is one).
+ConvFn = Callable[..., jax.Array]
 
 # PyTorch's kaiming_normal_(mode='fan_out') draws from an untruncated normal.
 conv_init = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
@@ -204,9 +212,9 @@ def pointwise_conv(lhs: jax.Array, rhs: jax.Array, window_strides, padding,
   1x1 window through its generic convolution kernel at 13-98 GFLOP/s, and
   the equivalent dot at 169-201 GFLOP/s on this benchmark machine
   (BUILD.md, "Performance"); other backends compute the same product
-  either way. Where svp_jax.cpu_conv's oneDNN kernels apply they are used
-  instead (`conv`): training through the dot's gradients ran preact164 at
-  28 images/s, through oneDNN's at 66.
+  either way. Where a model is given svp_jax.cpu.conv's oneDNN kernels they
+  are used instead (`conv`): training through the dot's gradients ran
+  preact164 at 28 images/s, through oneDNN's at 66.
   """
   del dimension_numbers  # nn.Conv's only layout: NHWC input, HWIO kernel.
   if (rhs.shape[:2] != (1, 1) or any(p != (0, 0) for p in padding) or
@@ -220,23 +228,36 @@ def pointwise_conv(lhs: jax.Array, rhs: jax.Array, window_strides, padding,
                     precision=precision)
 
 
-def conv(features: int, kernel: int, stride: int = 1) -> nn.Conv:
+def conv(features: int, kernel: int, stride: int = 1,
+         conv_general_dilated: ConvFn | None = None) -> nn.Conv:
+  """A square convolution without bias, through `conv_general_dilated`.
+
+  None: the model's own convolution, a dot for a 1x1 window.
+  """
+  own = pointwise_conv if kernel == 1 else jax.lax.conv_general_dilated
+  chosen = (own if conv_general_dilated is None else
+            functools.partial(conv_general_dilated, fallback=own))
   return nn.Conv(
       features, (kernel, kernel), strides=(stride, stride),
       padding=[(kernel // 2, kernel // 2)] * 2, use_bias=False,
-      kernel_init=conv_init,
-      conv_general_dilated=functools.partial(
-          cpu_conv.conv_general_dilated,
-          fallback=(pointwise_conv if kernel == 1 else
-                    jax.lax.conv_general_dilated)))
+      kernel_init=conv_init, conv_general_dilated=chosen)
 
 
-class PreActBasicBlock(nn.Module):
-  """BN-ReLU-conv3x3-BN-ReLU-conv3x3 plus shortcut; no ReLU after the add."""
+class _Block(nn.Module):
+  """What every residual block is given; `_conv` builds its convolutions."""
 
   planes: int
   stride: int
   train: bool
+  conv_general_dilated: ConvFn | None = None
+
+  def _conv(self, features: int, kernel: int, stride: int = 1) -> nn.Conv:
+    return conv(features, kernel, stride, self.conv_general_dilated)
+
+
+class PreActBasicBlock(_Block):
+  """BN-ReLU-conv3x3-BN-ReLU-conv3x3 plus shortcut; no ReLU after the add."""
+
   expansion = 1
 
   @nn.compact
@@ -244,19 +265,17 @@ class PreActBasicBlock(nn.Module):
     out = nn.relu(MaskedBatchNorm(self.train)(x, mask))
     # The projection shortcut sees the pre-activated input, as in the reference.
     needs_projection = self.stride != 1 or x.shape[-1] != self.planes
-    shortcut = conv(self.planes, 1, self.stride)(out) if needs_projection else x
-    out = conv(self.planes, 3, self.stride)(out)
+    shortcut = (self._conv(self.planes, 1, self.stride)(out)
+                if needs_projection else x)
+    out = self._conv(self.planes, 3, self.stride)(out)
     out = nn.relu(MaskedBatchNorm(self.train)(out, mask))
-    out = conv(self.planes, 3)(out)
+    out = self._conv(self.planes, 3)(out)
     return out + shortcut
 
 
-class PreActBottleneck(nn.Module):
+class PreActBottleneck(_Block):
   """BN-ReLU-conv1x1-BN-ReLU-conv3x3-BN-ReLU-conv1x1 (x4) plus shortcut."""
 
-  planes: int
-  stride: int
-  train: bool
   expansion = 4
 
   @nn.compact
@@ -264,12 +283,13 @@ class PreActBottleneck(nn.Module):
     out_planes = self.planes * self.expansion
     out = nn.relu(MaskedBatchNorm(self.train)(x, mask))
     needs_projection = self.stride != 1 or x.shape[-1] != out_planes
-    shortcut = conv(out_planes, 1, self.stride)(out) if needs_projection else x
-    out = conv(self.planes, 1)(out)
+    shortcut = (self._conv(out_planes, 1, self.stride)(out)
+                if needs_projection else x)
+    out = self._conv(self.planes, 1)(out)
     out = nn.relu(MaskedBatchNorm(self.train)(out, mask))
-    out = conv(self.planes, 3, self.stride)(out)
+    out = self._conv(self.planes, 3, self.stride)(out)
     out = nn.relu(MaskedBatchNorm(self.train)(out, mask))
-    out = conv(out_planes, 1)(out)
+    out = self._conv(out_planes, 1)(out)
     return out + shortcut
 
 
@@ -280,16 +300,18 @@ class PreActResNet(nn.Module):
   blocks_per_stage: Sequence[int]
   num_classes: int
   stage_planes: Sequence[int] = (16, 32, 64)
+  conv_general_dilated: ConvFn | None = None
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool,
                mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
-    x = conv(self.stage_planes[0], 3)(images)
+    x = conv(self.stage_planes[0], 3, 1, self.conv_general_dilated)(images)
     for stage, (planes, num_blocks) in enumerate(
         zip(self.stage_planes, self.blocks_per_stage)):
       for i in range(num_blocks):
         stride = 2 if stage > 0 and i == 0 else 1
-        x = self.block(planes, stride, train)(x, mask)
+        x = self.block(planes, stride, train,
+                       self.conv_general_dilated)(x, mask)
     x = nn.relu(MaskedBatchNorm(train)(x, mask))
     features = jnp.mean(x, axis=(1, 2))
     logits = TorchDense(self.num_classes)(features)
@@ -297,52 +319,50 @@ class PreActResNet(nn.Module):
 
 
 def projection_shortcut(x: jax.Array, out_planes: int, stride: int,
-                        train: bool, mask: jax.Array | None) -> jax.Array:
+                        train: bool, mask: jax.Array | None,
+                        conv_fn: ConvFn | None) -> jax.Array:
   """Identity, or 1x1 conv + BN where the shape changes (torchvision).
 
   Called from inside a compact block, so its layers belong to that block.
   """
   if stride == 1 and x.shape[-1] == out_planes:
     return x
-  return MaskedBatchNorm(train)(conv(out_planes, 1, stride)(x), mask)
+  return MaskedBatchNorm(train)(conv(out_planes, 1, stride, conv_fn)(x), mask)
 
 
-class BasicBlock(nn.Module):
+class BasicBlock(_Block):
   """conv3x3-BN-ReLU-conv3x3-BN plus shortcut, then ReLU (torchvision)."""
 
-  planes: int
-  stride: int
-  train: bool
   expansion = 1
 
   @nn.compact
   def __call__(self, x, mask):
     out = nn.relu(MaskedBatchNorm(self.train)(
-        conv(self.planes, 3, self.stride)(x), mask))
-    out = MaskedBatchNorm(self.train)(conv(self.planes, 3)(out), mask)
+        self._conv(self.planes, 3, self.stride)(x), mask))
+    out = MaskedBatchNorm(self.train)(self._conv(self.planes, 3)(out), mask)
     return nn.relu(out + projection_shortcut(
-        x, self.planes, self.stride, self.train, mask))
+        x, self.planes, self.stride, self.train, mask,
+        self.conv_general_dilated))
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_Block):
   """ResNet v1.5 bottleneck: conv1x1, conv3x3 (strided), conv1x1 (x4)."""
 
-  planes: int
-  stride: int
-  train: bool
   expansion = 4
 
   @nn.compact
   def __call__(self, x, mask):
     out_planes = self.planes * self.expansion
-    out = nn.relu(MaskedBatchNorm(self.train)(conv(self.planes, 1)(x), mask))
+    out = nn.relu(MaskedBatchNorm(self.train)(
+        self._conv(self.planes, 1)(x), mask))
     # v1.5: the stride sits on the 3x3 conv, as in torchvision (v1 put it on
     # the first 1x1, which then skips three quarters of its input).
     out = nn.relu(MaskedBatchNorm(self.train)(
-        conv(self.planes, 3, self.stride)(out), mask))
-    out = MaskedBatchNorm(self.train)(conv(out_planes, 1)(out), mask)
+        self._conv(self.planes, 3, self.stride)(out), mask))
+    out = MaskedBatchNorm(self.train)(self._conv(out_planes, 1)(out), mask)
     return nn.relu(out + projection_shortcut(
-        x, out_planes, self.stride, self.train, mask))
+        x, out_planes, self.stride, self.train, mask,
+        self.conv_general_dilated))
 
 
 class ResNet(nn.Module):
@@ -352,11 +372,12 @@ class ResNet(nn.Module):
   blocks_per_stage: Sequence[int]
   num_classes: int
   stage_planes: Sequence[int] = (64, 128, 256, 512)
+  conv_general_dilated: ConvFn | None = None
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool,
                mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
-    x = conv(self.stage_planes[0], 7, 2)(images)
+    x = conv(self.stage_planes[0], 7, 2, self.conv_general_dilated)(images)
     x = nn.relu(MaskedBatchNorm(train)(x, mask))
     # Flax pads max-pooling with -inf, like PyTorch's MaxPool2d(3, 2, 1).
     x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
@@ -364,7 +385,8 @@ class ResNet(nn.Module):
         zip(self.stage_planes, self.blocks_per_stage)):
       for i in range(num_blocks):
         stride = 2 if stage > 0 and i == 0 else 1
-        x = self.block(planes, stride, train)(x, mask)
+        x = self.block(planes, stride, train,
+                       self.conv_general_dilated)(x, mask)
     features = jnp.mean(x, axis=(1, 2))
     logits = TorchDense(self.num_classes)(features)
     return logits, features
@@ -384,14 +406,20 @@ ARCHITECTURES = {
 MODEL_NAMES = tuple(ARCHITECTURES)
 
 
-def create_model(name: str, num_classes: int) -> nn.Module:
-  """Returns the model registered under `name` (see MODEL_NAMES)."""
+def create_model(name: str, num_classes: int,
+                 conv_general_dilated: ConvFn | None = None) -> nn.Module:
+  """Returns the model registered under `name` (see MODEL_NAMES).
+
+  `conv_general_dilated`: what its convolutions run through (see ConvFn);
+  None: XLA's. svp_jax.runtime.current() says which this process uses.
+  """
   if name not in ARCHITECTURES:
     raise ValueError(
         f'model.name={name!r} is not a known model; allowed: {MODEL_NAMES}')
   network, block, blocks = ARCHITECTURES[name]
   return network(block=block, blocks_per_stage=blocks,
-                 num_classes=num_classes)
+                 num_classes=num_classes,
+                 conv_general_dilated=conv_general_dilated)
 
 
 def feature_dim(name: str) -> int:

@@ -1,9 +1,13 @@
-"""oneDNN convolutions on the CPU (svp_jax/cpu_conv.py) against lax's own.
+"""oneDNN convolutions on the CPU (svp_jax/cpu/conv.py) against lax's own.
 
 Values and both gradients for the geometries the models use (3x3 and 1x1
-with stride 1 and 2, the ImageNet 7x7 stem, uneven padding), on 1 device and with the
-batch split over 8 simulated devices; the compiled program really calls the
-kernels, keeps the batch split, and the fallbacks go to lax.
+with stride 1 and 2, the ImageNet 7x7 stem, uneven padding), on 1 device and
+with the batch split over 8 simulated devices; the compiled program really
+calls the kernels, keeps the batch split, and the fallbacks go to lax.
+
+Tests that need the kernels skip where the machine has no C++ compiler or no
+oneDNN, and fail instead if oneDNN was asked for (SVP_JAX_CPU_CONV=onednn) or
+the build itself is broken.
 """
 
 import platform
@@ -15,9 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from svp_jax import cpu_conv
 from svp_jax import models
+from svp_jax import runtime
 from svp_jax import sharding
+from svp_jax.cpu import conv as cpu_conv
 
 pytestmark = pytest.mark.skipif(
     platform.machine() != 'x86_64' or sys.platform != 'linux',
@@ -58,6 +63,20 @@ def inputs(x_shape, w_shape):
   return x, w
 
 
+@pytest.fixture(scope='module')
+def kernels():
+  """The kernels are built and registered, or the test skips (or fails)."""
+  error = cpu_conv.kernel_error()
+  if error is None:
+    return
+  asked = runtime.conv_mode() == 'onednn'
+  if asked or not isinstance(error, cpu_conv.MissingDependency):
+    pytest.fail(f'oneDNN kernels unavailable{" but asked for" * asked}: '
+                f'{error}')
+  pytest.skip(f'oneDNN kernels cannot be built here: {error}')
+
+
+@pytest.mark.usefixtures('kernels')
 def test_kernels_build_and_are_used_on_cpu():
   assert cpu_conv.onednn_enabled()
   assert cpu_conv.build() == cpu_conv.build()  # cached, not rebuilt
@@ -68,6 +87,7 @@ def test_kernels_build_and_are_used_on_cpu():
       cpu_conv._TARGETS.values())
 
 
+@pytest.mark.usefixtures('kernels')
 @pytest.mark.parametrize('x_shape,w_shape,strides,padding', GEOMETRIES)
 @pytest.mark.parametrize('devices', [1, 8])
 def test_matches_lax_values_and_gradients(x_shape, w_shape, strides, padding,
@@ -86,6 +106,7 @@ def test_matches_lax_values_and_gradients(x_shape, w_shape, strides, padding,
   assert got[1][0].sharding.is_equivalent_to(x.sharding, x.ndim)
 
 
+@pytest.mark.usefixtures('kernels')
 def test_sharded_batch_is_not_gathered():
   """Each device convolves its own examples; only the weight gradient is summed."""
   mesh = sharding.make_mesh()
@@ -101,32 +122,42 @@ def test_sharded_batch_is_not_gathered():
   assert re.search(r'= f32\[3,3,4,4\]\{[\d,]+\} all-reduce\(', text)
 
 
-def test_preact_training_gradients_match_lax(monkeypatch):
-  model = models.create_model('preact20', 10)
+@pytest.mark.usefixtures('kernels')
+def test_preact_training_gradients_match_lax():
   x = jax.random.normal(jax.random.key(0), (8, 32, 32, 3))
-  variables = model.init(jax.random.key(1), x, train=False)
+  variables = models.create_model('preact20', 10).init(
+      jax.random.key(1), x, train=False)
 
-  def grads():
+  def grads(mode):
+    model = models.create_model('preact20', 10, runtime.convolution(mode))
+
     def loss(params):
       (logits, _), _ = model.apply({**variables, 'params': params}, x,
                                    train=True, mutable=['batch_stats'])
       return jnp.mean(jax.nn.logsumexp(logits, axis=-1) - logits[:, 0])
     return jax.jit(jax.grad(loss))(variables['params'])
 
-  got = grads()
-  monkeypatch.setenv(cpu_conv.MODE_ENV, 'xla')
-  expected = grads()
+  got = grads('onednn')
+  expected = grads('xla')
   for e, g in zip(jax.tree.leaves(expected), jax.tree.leaves(got)):
     np.testing.assert_allclose(g, e, rtol=1e-3,
                                atol=1e-4 * float(jnp.abs(e).max()) + 1e-7)
 
 
-def test_xla_mode_uses_lax(monkeypatch):
-  monkeypatch.setenv(cpu_conv.MODE_ENV, 'xla')
-  x, w = inputs(*GEOMETRIES[0][:2])
-  fn = lambda x, w: cpu_conv.conv_general_dilated(
-      x, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=NHWC_HWIO)
-  assert not custom_call_targets(fn, x, w)
+@pytest.mark.parametrize('mode,calls_onednn', [('xla', False),
+                                                ('auto', True)])
+def test_environment_chooses_the_models_convolution(mode, calls_onednn,
+                                                    monkeypatch, request):
+  if calls_onednn:
+    request.getfixturevalue('kernels')
+  monkeypatch.setenv(runtime.CONV_ENV, mode)
+  model = models.create_model(
+      'preact8', 10, runtime.current().conv_general_dilated)
+  x = jnp.zeros((2, 8, 8, 3))
+  variables = model.init(jax.random.key(0), x, train=False)
+  targets = custom_call_targets(
+      lambda v, x: model.apply(v, x, train=False), variables, x)
+  assert (cpu_conv.FORWARD_TARGET in targets) == calls_onednn
 
 
 @pytest.mark.parametrize('kwargs,cast', [
@@ -150,25 +181,23 @@ def test_uncovered_convolutions_fall_back_to_lax(kwargs, cast):
           x, w))
 
 
-def test_bad_mode_is_named(monkeypatch):
-  monkeypatch.setenv(cpu_conv.MODE_ENV, 'fast')
-  with pytest.raises(ValueError, match="SVP_JAX_CPU_CONV='fast' is not one "
-                     'of auto, onednn, xla'):
-    cpu_conv.onednn_enabled()
-
-
-def test_missing_compiler_is_a_build_error(monkeypatch, tmp_path):
+def test_missing_compiler_is_a_missing_dependency(monkeypatch, tmp_path):
   monkeypatch.setenv('SVP_JAX_CACHE_DIR', str(tmp_path))  # nothing built here
   monkeypatch.setenv('CXX', str(tmp_path / 'no-such-compiler'))
-  with pytest.raises(cpu_conv.BuildError, match='no-such-compiler'):
+  with pytest.raises(cpu_conv.MissingDependency, match='no-such-compiler'):
     cpu_conv.build()
 
 
 def test_build_failure_falls_back_in_auto_and_stops_in_onednn(monkeypatch):
-  monkeypatch.setattr(cpu_conv, '_registration_error',
-                      lambda: 'no C++ compiler found')
-  monkeypatch.setenv(cpu_conv.MODE_ENV, 'auto')
-  assert not cpu_conv.onednn_enabled()
-  monkeypatch.setenv(cpu_conv.MODE_ENV, 'onednn')
+  monkeypatch.setattr(cpu_conv, 'kernel_error', lambda: (
+      cpu_conv.MissingDependency('no C++ compiler found')))
+  x, w = inputs(*GEOMETRIES[0][:2])
+
+  def convolve(mode):
+    fn = lambda x, w: runtime.convolution(mode)(
+        x, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=NHWC_HWIO)
+    return custom_call_targets(fn, x, w)
+
+  assert not convolve('auto')  # XLA's, with a warning
   with pytest.raises(cpu_conv.BuildError, match='no C\\+\\+ compiler'):
-    cpu_conv.onednn_enabled()
+    convolve('onednn')

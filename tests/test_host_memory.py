@@ -10,7 +10,7 @@ import pytest
 # the minor page faults of the second round.
 _PROBE = textwrap.dedent('''
     import ctypes, resource, sys
-    from svp_jax import host_memory
+    from svp_jax.cpu import host_memory
     if sys.argv[1] == 'retain':
       assert host_memory.retain_freed_memory()
     libc = ctypes.CDLL('libc.so.6')

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from svp_jax import models
+from svp_jax import runtime
 
 # REFERENCE.md: trainable parameters of the PyTorch reference.
 REFERENCE_PARAMS = {
@@ -32,6 +33,17 @@ def test_parameter_counts_match_reference(name, classes):
                                  (1, 32, 32, 3))
   assert models.count_params(variables['params']) == REFERENCE_PARAMS[
       (name, classes)]
+
+
+@pytest.mark.parametrize('name', ['preact164', 'resnet18'])
+def test_convolution_choice_keeps_variables_and_paths(name):
+  # Checkpoints and the pinned counts above hold whichever convolution runs.
+  def variables(mode):
+    model = models.create_model(name, 10, runtime.convolution(mode))
+    return jax.tree.map(jnp.shape, abstract_variables(model, (1, 32, 32, 3)))
+
+  # auto: oneDNN where it builds (onednn would fail where it does not).
+  assert variables('auto') == variables('xla')
 
 
 @pytest.mark.parametrize('name', models.MODEL_NAMES)
@@ -242,14 +254,12 @@ def test_batchnorm_equals_flax_batchnorm(shape, masked, train):
 
 @pytest.mark.parametrize('stride', [1, 2])
 @pytest.mark.parametrize('cpu_conv_mode', ['auto', 'xla'])
-def test_pointwise_conv_equals_the_convolution(stride, cpu_conv_mode,
-                                               monkeypatch):
+def test_pointwise_conv_equals_the_convolution(stride, cpu_conv_mode):
   # 1x1 convs run through oneDNN on the CPU (auto), else as a dot (faster
   # than XLA:CPU's convolution); values and gradients must be those of the
   # convolution.
-  monkeypatch.setenv('SVP_JAX_CPU_CONV', cpu_conv_mode)
   x = jax.random.normal(jax.random.key(0), (3, 6, 6, 5))
-  layer = models.conv(7, 1, stride)
+  layer = models.conv(7, 1, stride, runtime.convolution(cpu_conv_mode))
   params = layer.init(jax.random.key(1), x)
 
   def by_conv(x, kernel):

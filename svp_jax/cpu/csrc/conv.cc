@@ -5,7 +5,7 @@
 // "Performance"). These three handlers compute a convolution, its input
 // gradient and its weight gradient with oneDNN, in the layouts flax's nn.Conv
 // uses: NHWC activations and HWIO weights, float32. Built and wrapped by
-// svp_jax/cpu_conv.py.
+// svp_jax/cpu/conv.py.
 //
 // Several XLA CPU devices may call a handler at once from their own threads,
 // so primitives are cached under a lock and each calling thread passes its

@@ -5,21 +5,17 @@ of oneDNN, the library PyTorch's CPU convolutions use, and that kernel is most
 of a ResNet training step (BUILD.md, "Performance"). `conv_general_dilated`
 takes lax.conv_general_dilated's arguments, as flax's nn.Conv passes them, and
 on the CPU computes the convolution and both its gradients with oneDNN
-(svp_jax/csrc/cpu_conv.cc); everywhere else, and for anything the kernels do
-not cover (dilation, groups, dtypes other than float32), it is
-lax.conv_general_dilated. Both compute the same sums; only the order of the
-float32 additions differs.
+(svp_jax/cpu/csrc/conv.cc); everywhere else, and for anything the kernels do
+not cover (dilation, groups, dtypes other than float32), it calls its
+`fallback`. Both compute the same sums; only the order of the float32
+additions differs.
 
 The kernels are compiled on first use with the system C++ compiler against
 the oneDNN wheel in requirements.txt, into a cache directory
-($SVP_JAX_CACHE_DIR, default ~/.cache/svp_jax); `python -m svp_jax.cpu_conv`
-builds them ahead (scripts/setup.sh does).
-
-The environment variable SVP_JAX_CPU_CONV chooses:
-  auto    (default) oneDNN on the CPU if the kernels build, else XLA's kernel
-          with one warning;
-  onednn  oneDNN on the CPU, and an error if the kernels cannot be built;
-  xla     XLA's own convolution everywhere.
+($SVP_JAX_CACHE_DIR, default ~/.cache/svp_jax); `python -m svp_jax.cpu.conv`
+builds them ahead (scripts/setup.sh does). If they cannot be built,
+convolutions fall back with one warning, or raise BuildError when oneDNN was
+required; svp_jax.runtime decides which (--cpu_conv, SVP_JAX_CPU_CONV).
 
 Under jit with the batch sharded over devices, each device convolves its own
 examples (custom partitioning keeps the batch split); the weight gradient is
@@ -44,9 +40,7 @@ from jax.experimental.custom_partitioning import custom_partitioning
 import jax.numpy as jnp
 import numpy as np
 
-MODE_ENV = 'SVP_JAX_CPU_CONV'
-MODES = ('auto', 'onednn', 'xla')
-_SOURCE = pathlib.Path(__file__).with_name('csrc') / 'cpu_conv.cc'
+_SOURCE = pathlib.Path(__file__).with_name('csrc') / 'conv.cc'
 FORWARD_TARGET = 'SvpConvForward'
 _TARGETS = {'forward': FORWARD_TARGET,
             'backward_data': 'SvpConvBackwardData',
@@ -57,11 +51,12 @@ class BuildError(RuntimeError):
   """The oneDNN kernels could not be built or loaded."""
 
 
-def mode() -> str:
-  value = os.environ.get(MODE_ENV, 'auto')
-  if value not in MODES:
-    raise ValueError(f'{MODE_ENV}={value!r} is not one of {", ".join(MODES)}')
-  return value
+class MissingDependency(BuildError):
+  """No C++ compiler or no oneDNN: the machine cannot build the kernels.
+
+  Set apart from other build errors, which are bugs to fix, so that tests
+  can skip where the tools are missing and fail where the build is broken.
+  """
 
 
 def _onednn_prefix() -> pathlib.Path:
@@ -71,15 +66,16 @@ def _onednn_prefix() -> pathlib.Path:
     if ((prefix / 'include/oneapi/dnnl/dnnl.hpp').exists() and
         (prefix / 'lib/libdnnl.so.3').exists()):
       return prefix
-  raise BuildError('oneDNN is not installed (pip install -r requirements.txt '
-                   'installs onednn-cpu-gomp and onednn-devel-cpu-gomp)')
+  raise MissingDependency(
+      'oneDNN is not installed (pip install -r requirements.txt installs '
+      'onednn-cpu-gomp and onednn-devel-cpu-gomp)')
 
 
 def _compiler() -> str:
   compiler = os.environ.get('CXX') or shutil.which('g++') or shutil.which(
       'c++')
   if not compiler:
-    raise BuildError('no C++ compiler found (install g++, or set CXX)')
+    raise MissingDependency('no C++ compiler found (install g++, or set CXX)')
   return compiler
 
 
@@ -118,6 +114,8 @@ def build() -> pathlib.Path:
     try:
       result = subprocess.run(command, capture_output=True, text=True,
                               check=False)
+    except FileNotFoundError as e:
+      raise MissingDependency(f'no C++ compiler at {command[0]}: {e}') from e
     except OSError as e:
       raise BuildError(f'running the C++ compiler failed: {e}') from e
     if result.returncode != 0:
@@ -131,7 +129,7 @@ def build() -> pathlib.Path:
 
 
 @functools.cache
-def _registration_error() -> str | None:
+def kernel_error() -> BuildError | None:
   """Builds, loads and registers the kernels once per process.
 
   Returns why that failed, or None; a failure is remembered too, so a
@@ -140,9 +138,9 @@ def _registration_error() -> str | None:
   try:
     library = ctypes.cdll.LoadLibrary(str(build()))
   except OSError as e:
-    return f'loading the oneDNN kernels failed: {e}'
+    return BuildError(f'loading the oneDNN kernels failed: {e}')
   except BuildError as e:
-    return str(e)
+    return e
   for target in _TARGETS.values():
     jax.ffi.register_ffi_target(
         target, jax.ffi.pycapsule(getattr(library, target)), platform='cpu')
@@ -152,21 +150,23 @@ def _registration_error() -> str | None:
 @functools.cache
 def _warn_fallback(reason: str) -> None:
   logging.warning('oneDNN convolutions unavailable (%s); using XLA\'s own '
-                  'CPU convolution, about half as fast (%s=xla silences '
-                  'this)', reason, MODE_ENV)
+                  'CPU convolution, about half as fast (--cpu_conv=xla or '
+                  'SVP_JAX_CPU_CONV=xla silences this)', reason)
 
 
-def onednn_enabled() -> bool:
-  """Whether convolutions traced now go to oneDNN."""
-  chosen = mode()
-  if chosen == 'xla' or jax.default_backend() != 'cpu':
+def onednn_enabled(required: bool = False) -> bool:
+  """Whether convolutions traced now go to oneDNN: on the CPU, if they build.
+
+  Raises BuildError if they do not build and `required`; else warns once.
+  """
+  if jax.default_backend() != 'cpu':
     return False
-  error = _registration_error()
+  error = kernel_error()
   if error is None:
     return True
-  if chosen == 'onednn':
-    raise BuildError(error)
-  _warn_fallback(error.splitlines()[0])
+  if required:
+    raise type(error)(str(error))  # A fresh one: `error` is cached.
+  _warn_fallback(str(error).splitlines()[0])
   return False
 
 
@@ -334,17 +334,19 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides,
                          padding, lhs_dilation=None, rhs_dilation=None,
                          dimension_numbers=None, feature_group_count: int = 1,
                          precision=None, *,
-                         fallback=jax.lax.conv_general_dilated) -> jax.Array:
+                         fallback=jax.lax.conv_general_dilated,
+                         required: bool = False) -> jax.Array:
   """lax.conv_general_dilated, through oneDNN on the CPU where it applies.
 
   oneDNN (see the module docstring) for float32 NHWC x HWIO convolutions
   with explicit padding and no dilation or groups; `fallback`, called with
-  the same arguments, otherwise.
+  the same arguments, otherwise. `required`: raise BuildError, rather than
+  fall back, if the kernels cannot be built.
   """
   pads = _explicit_pairs(padding)
   if (_onednn_covers(lhs, rhs, pads, lhs_dilation, rhs_dilation,
                      dimension_numbers, feature_group_count) and
-      onednn_enabled()):
+      onednn_enabled(required)):
     return _onednn_conv(lhs, rhs, tuple(int(s) for s in window_strides), pads)
   return fallback(
       lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,

@@ -13,8 +13,13 @@ million and 1.6 s, and 1.4x the training throughput (BUILD.md,
 with brk, never to mmap, and not to trim: freed memory stays with the process
 for the next step. The process's peak memory stays about the same (training
 preact164: 5.4-6.2 GB resident, against a 5.5 GB peak with glibc's
-defaults); it just does not shrink after the peak. Entry points (main.py, the benchmarks) call it before
-JAX starts its threads; it is a no-op where libc is not glibc.
+defaults); it just does not shrink after the peak.
+
+Only for runs on the CPU: one arena serialises the malloc calls of every
+thread, which a GPU or TPU host decoding images on a thread pool would feel,
+and there the step buffers live on the device anyway. svp_jax.runtime
+decides (--retain_host_memory) and calls this before JAX starts its
+threads. It does nothing where libc is not glibc.
 """
 
 import ctypes
