@@ -6,8 +6,10 @@
   it exactly: vdcnn29 has 16,635,730 trainable parameters for 2 classes.
 * fastText (Joulin et al. 2016) as a JAX model: the reference shelled out to
   the fastText binary; here it is an embedding bag over hashed word uni- and
-  bigrams, trained by `fasttext_train_step`, a sparse SGD step whose cost does
-  not grow with the number of hash buckets.
+  bigrams, trained by `fasttext_update`, a sparse SGD step whose cost does
+  not grow with the number of hash buckets. `FastText.training_hooks` hands
+  that step, its replicated batches and fastText's learning-rate decay to
+  the generic trainer, `svp_jax.train`.
 
 Like `svp_jax.models`, every model maps `(inputs, train, mask)` to
 `(logits, features)`, `features` being the input of the final linear layer
@@ -16,9 +18,8 @@ Like `svp_jax.models`, every model maps `(inputs, train, mask)` to
 """
 
 from collections.abc import Sequence
-import functools
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -27,6 +28,8 @@ import numpy as np
 import optax
 
 from svp_jax.models import MaskedBatchNorm
+# Aliased: `train` is the models' training-mode flag here.
+from svp_jax import train as trainer
 from svp_jax.models import TorchDense
 
 # --------------------------------------------------------------------------
@@ -270,37 +273,6 @@ def _embedding_bag(rows: jax.Array, ids: jax.Array) -> jax.Array:
   return jnp.einsum('bl,bld->bd', valid, rows) / count
 
 
-class FastText(nn.Module):
-  """Embedding bag (mean) of hashed n-grams, then a linear softmax layer.
-
-  Parameters: `embedding` (num_buckets, dim), initialised uniform in
-  +-1/dim, and `head` (dim, num_classes), zeros and no bias, as fastText's
-  supervised mode (EOS's row plays the bias). Train it with
-  `fasttext_train_step`: `jax.grad` of this module would build a dense
-  gradient of the whole table at every step.
-  """
-
-  num_classes: int
-  num_buckets: int = DEFAULT_NUM_BUCKETS
-  dim: int = 10
-
-  @nn.compact
-  def __call__(self, ids: jax.Array, train: bool = False,
-               mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
-    del train, mask  # No BatchNorm or dropout.
-    bound = 1.0 / self.dim
-    table = self.param(
-        'embedding',
-        lambda key, shape: jax.random.uniform(key, shape, jnp.float32,
-                                              -bound, bound),
-        (self.num_buckets, self.dim))
-    head = self.param('head', nn.initializers.zeros,
-                      (self.dim, self.num_classes))
-    features = _embedding_bag(jnp.take(table, jnp.maximum(ids, 0), axis=0),
-                              ids)
-    return features @ head, features
-
-
 def fasttext_update(params: dict[str, jax.Array], ids: jax.Array,
                     labels: jax.Array, weights: jax.Array, lr: jax.Array
                     ) -> tuple[dict[str, jax.Array], jax.Array, jax.Array]:
@@ -337,84 +309,74 @@ def fasttext_update(params: dict[str, jax.Array], ids: jax.Array,
   return new_params, logits, losses
 
 
-@functools.partial(jax.jit, donate_argnums=0)
-def fasttext_train_step(params: dict[str, jax.Array], ids: jax.Array,
-                        labels: jax.Array, weights: jax.Array,
-                        lr: jax.Array) -> tuple[dict[str, jax.Array],
-                                                dict[str, jax.Array]]:
-  """`fasttext_update`, jitted with `params` donated (updated in place).
-
-  Returns:
-    new params and {'train/loss': mean loss, 'train/accuracy'} of the batch.
-  """
-  new_params, logits, losses = fasttext_update(params, ids, labels, weights,
-                                               lr)
-  total = jnp.maximum(weights.sum(), 1.0)
-  correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
-  metrics = {'train/loss': jnp.sum(losses * weights) / total,
-             'train/accuracy': jnp.sum(correct * weights) / total}
-  return new_params, metrics
-
-
 def fasttext_lr(step: int, total_steps: int, base_lr: float) -> float:
   """fastText's schedule: linear decay from base_lr to 0 over training."""
   return base_lr * (1.0 - step / total_steps)
 
 
-def train_fasttext(ids: np.ndarray, labels: np.ndarray, num_classes: int, *,
-                   num_buckets: int = DEFAULT_NUM_BUCKETS, dim: int = 10,
-                   lr: float = 0.05, epochs: int = 5, batch_size: int = 16,
-                   seed: int = 0) -> dict[str, jax.Array]:
-  """Trains `FastText` from scratch with the reference's hyperparameters.
+def _fasttext_sgd_step(state: trainer.TrainState,
+                       batch: dict[str, jax.Array], lr: jax.Array,
+                       key: jax.Array, model: nn.Module,
+                       cfg: trainer.StepConfig):
+  """fastText's step in `train.train_model`: `fasttext_update` on a batch.
 
-  A plain one-device host loop for benchmarks and quick checks; the jobs
-  train fastText through `svp_jax.train` with the same update. A fresh
-  permutation each epoch, the last partial batch padded with zero-weight rows
-  so the step compiles once.
+  The momentum, weight decay and label smoothing of the recipe do not apply
+  (validation requires them off, from FASTTEXT_HOOKS): the reference's
+  fastText had none. Nothing is random and no optimizer state is kept.
   """
-  model = FastText(num_classes, num_buckets, dim)
-  root = jax.random.key(seed)
-  params = model.init(root, jnp.asarray(ids[:1]))['params']
-  rng = np.random.default_rng(seed)
-  num = len(labels)
-  steps_per_epoch = -(-num // batch_size)
-  total_steps = epochs * steps_per_epoch
-  step = 0
-  for _ in range(epochs):
-    order = rng.permutation(num)
-    for start in range(0, num, batch_size):
-      batch = order[start:start + batch_size]
-      pad = batch_size - len(batch)
-      weights = np.concatenate([np.ones(len(batch), np.float32),
-                                np.zeros(pad, np.float32)])
-      batch = np.concatenate([batch, np.zeros(pad, batch.dtype)])
-      params, _ = fasttext_train_step(
-          params, ids[batch], labels[batch], weights,
-          np.float32(fasttext_lr(step, total_steps, lr)))
-      step += 1
-  return params
+  del key, model, cfg
+  mask = batch['mask']
+  params, logits, losses = fasttext_update(
+      state.params, batch['image'], batch['label'], mask, lr)
+  new_state = state.replace(step=state.step + 1, params=params)
+  metrics = trainer.batch_metrics(logits, batch['label'], mask, losses)
+  return new_state, metrics, jnp.argmax(logits, -1) == batch['label']
 
 
-@functools.partial(jax.jit, static_argnames='num_classes')
-def _fasttext_logits(params, ids, *, num_classes):
-  model = FastText(num_classes, params['embedding'].shape[0],
-                   params['embedding'].shape[1])
-  return model.apply({'params': params}, ids)
+def _no_optimizer_state(params: Any, cfg: trainer.StepConfig) -> tuple[()]:
+  del params, cfg  # Plain SGD.
+  return ()
 
 
-def fasttext_predict(params: dict[str, jax.Array], ids: np.ndarray,
-                     batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-  """(logits, features) of every document, in fixed-size padded batches."""
-  num_classes = params['head'].shape[1]
-  logits, features = [], []
-  for start in range(0, len(ids), batch_size):
-    chunk = ids[start:start + batch_size]
-    padded = np.full((batch_size, ids.shape[1]), -1, np.int32)
-    padded[:len(chunk)] = chunk
-    out = _fasttext_logits(params, padded, num_classes=num_classes)
-    logits.append(np.asarray(out[0])[:len(chunk)])
-    features.append(np.asarray(out[1])[:len(chunk)])
-  return np.concatenate(logits), np.concatenate(features)
+# Replicated batches: split over devices, XLA would sum the scattered table
+# updates with an all-reduce of the whole table (`train.replicated_batch`).
+FASTTEXT_HOOKS = trainer.TrainingHooks(
+    step=_fasttext_sgd_step, make_batch=trainer.replicated_batch,
+    step_lr=fasttext_lr, init_opt_state=_no_optimizer_state,
+    zero_settings=('momentum', 'weight_decay', 'label_smoothing'),
+    zero_reason='fastText trains by plain SGD')
+
+
+class FastText(nn.Module):
+  """Embedding bag (mean) of hashed n-grams, then a linear softmax layer.
+
+  Parameters: `embedding` (num_buckets, dim), initialised uniform in
+  +-1/dim, and `head` (dim, num_classes), zeros and no bias, as fastText's
+  supervised mode (EOS's row plays the bias). It trains by its own
+  `training_hooks`: `jax.grad` of this module would build a dense gradient
+  of the whole table at every step.
+  """
+
+  training_hooks: ClassVar[trainer.TrainingHooks] = FASTTEXT_HOOKS
+  num_classes: int
+  num_buckets: int = DEFAULT_NUM_BUCKETS
+  dim: int = 10
+
+  @nn.compact
+  def __call__(self, ids: jax.Array, train: bool = False,
+               mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    del train, mask  # No BatchNorm or dropout.
+    bound = 1.0 / self.dim
+    table = self.param(
+        'embedding',
+        lambda key, shape: jax.random.uniform(key, shape, jnp.float32,
+                                              -bound, bound),
+        (self.num_buckets, self.dim))
+    head = self.param('head', nn.initializers.zeros,
+                      (self.dim, self.num_classes))
+    features = _embedding_bag(jnp.take(table, jnp.maximum(ids, 0), axis=0),
+                              ids)
+    return features @ head, features
 
 
 # --------------------------------------------------------------------------

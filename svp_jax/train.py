@@ -6,10 +6,14 @@ learning rate is a traced argument, so changing epochs, rounds or labeled-set
 sizes never recompiles. Batches are sharded over the mesh's `data` axis and
 the state is replicated; under `jit`, BatchNorm statistics are therefore over
 the global batch, as on one device.
+
+What varies between models (the step's update, where a batch lives, the
+learning rate of each step) comes from the model's `TrainingHooks`
+(`hooks_for`): the loop below names no model.
 """
 
 import collections
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 import dataclasses
 import functools
 import time
@@ -25,7 +29,6 @@ import optax
 
 from svp_jax import data
 from svp_jax import sharding
-from svp_jax import text_models
 
 # Purposes folded into a run's key, so each random stream is independent.
 _SHUFFLE, _AUGMENT, _INIT = 0, 1, 2
@@ -86,9 +89,8 @@ def make_optimizer(cfg: StepConfig) -> optax.GradientTransformation:
       optax.trace(decay=cfg.momentum, nesterov=False))
 
 
-def is_sparse(model: Any) -> bool:
-  """Whether `model` trains by fastText's sparse SGD, not `make_optimizer`."""
-  return isinstance(model, text_models.FastText)
+def _optimizer_state(params: Any, cfg: StepConfig) -> Any:
+  return make_optimizer(cfg).init(params)
 
 
 def init_state(key: jax.Array, model: Any, image_shape: Sequence[int],
@@ -103,8 +105,7 @@ def init_state(key: jax.Array, model: Any, image_shape: Sequence[int],
     return TrainState(
         step=jnp.zeros((), jnp.int32), params=params,
         batch_stats=variables.get('batch_stats', {}),
-        # fastText's plain SGD keeps no optimizer state.
-        opt_state=() if is_sparse(model) else make_optimizer(cfg).init(params))
+        opt_state=hooks_for(model).init_opt_state(params, cfg))
 
   return jax.jit(init, out_shardings=sharding.replicated(mesh))(key)
 
@@ -132,7 +133,7 @@ def _preprocess(images, key, cfg: StepConfig, train: bool):
   return data.normalize(images, cfg.mean, cfg.std)
 
 
-def _batch_metrics(logits, labels, mask, per_example_loss):
+def batch_metrics(logits, labels, mask, per_example_loss):
   """Sums (not means), so metrics of several batches simply add up."""
   mask = mask.astype(jnp.float32)
   correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
@@ -151,8 +152,13 @@ def _sgd_step(state: TrainState, batch: dict[str, jax.Array], lr: jax.Array,
               key: jax.Array, model: Any, cfg: StepConfig):
   """One SGD step; also returns which examples the step's forward got right."""
   TRACE_COUNTS['train_step'] += 1
-  if is_sparse(model):
-    return _sparse_sgd_step(state, batch, lr)
+  return hooks_for(model).step(state, batch, lr, key, model, cfg)
+
+
+def _dense_sgd_step(state: TrainState, batch: dict[str, jax.Array],
+                    lr: jax.Array, key: jax.Array, model: Any,
+                    cfg: StepConfig):
+  """`make_optimizer`'s SGD on the gradient of the batch's mean loss."""
   images = _preprocess(batch['image'], jax.random.fold_in(key, state.step),
                        cfg, train=True)
   mask = batch['mask']
@@ -175,23 +181,7 @@ def _sgd_step(state: TrainState, batch: dict[str, jax.Array], lr: jax.Array,
                             batch_stats=batch_stats, opt_state=opt_state)
   correct = jnp.argmax(logits, -1) == batch['label']
   return (new_state,
-          _batch_metrics(logits, batch['label'], mask, per_example), correct)
-
-
-def _sparse_sgd_step(state: TrainState, batch: dict[str, jax.Array],
-                     lr: jax.Array):
-  """fastText's SGD step: it updates only the table rows the batch touches.
-
-  The momentum, weight decay and label smoothing of the recipe do not apply
-  (validation requires them off): the reference's fastText had none.
-  """
-  mask = batch['mask']
-  params, logits, losses = text_models.fasttext_update(
-      state.params, batch['image'], batch['label'], mask, lr)
-  new_state = state.replace(step=state.step + 1, params=params)
-  correct = jnp.argmax(logits, -1) == batch['label']
-  return (new_state, _batch_metrics(logits, batch['label'], mask, losses),
-          correct)
+          batch_metrics(logits, batch['label'], mask, per_example), correct)
 
 
 @functools.partial(
@@ -278,7 +268,7 @@ def eval_step(state: TrainState, batch: dict[str, jax.Array], *, model: Any,
               cfg: StepConfig) -> dict[str, jax.Array]:
   logits, _ = predict_step(state, batch['image'], model=model, cfg=cfg)
   per_example = _cross_entropy(logits, batch['label'], cfg)
-  return _batch_metrics(logits, batch['label'], batch['mask'], per_example)
+  return batch_metrics(logits, batch['label'], batch['mask'], per_example)
 
 
 # ----------------------------------------------------------------------------
@@ -320,10 +310,11 @@ def replicated_batch(mesh: Mesh, images: np.ndarray, labels: np.ndarray,
                      ) -> dict[str, jax.Array]:
   """A whole batch on every device (each process gathers all its rows).
 
-  For fastText: with the batch split over devices, XLA sums the scattered
-  table updates with an all-reduce of the whole table (1.6 s a step at 10M
-  buckets on 2 CPU devices, against 11 ms on one). A replicated batch makes
-  every device apply the same few-row update to its copy instead.
+  fastText's batches (its hooks choose this): with the batch split over
+  devices, XLA sums the scattered table updates with an all-reduce of the
+  whole table (1.6 s a step at 10M buckets on 2 CPU devices, against 11 ms
+  on one). A replicated batch makes every device apply the same few-row
+  update to its copy instead.
   """
   host = {'image': images[batch_indices],
           'label': labels[batch_indices].astype(np.int32), 'mask': mask,
@@ -332,6 +323,52 @@ def replicated_batch(mesh: Mesh, images: np.ndarray, labels: np.ndarray,
   return jax.tree.map(
       lambda x: jax.make_array_from_callback(x.shape, everywhere,
                                              lambda i: x[i]), host)
+
+
+# ----------------------------------------------------------------------------
+# Per-model training hooks.
+
+# (state, batch, lr, key, model, cfg) -> (state, summed metrics, which
+# examples the step's forward got right): the body of one jitted step.
+StepFn = Callable[
+    [TrainState, dict[str, jax.Array], jax.Array, jax.Array, Any, StepConfig],
+    tuple[TrainState, dict[str, jax.Array], jax.Array]]
+# (mesh, images, labels, batch indices, mask) -> the batch as global arrays.
+BatchFn = Callable[
+    [Mesh, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    dict[str, jax.Array]]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingHooks:
+  """What a model may change about how `train_model` trains it.
+
+  A model class supplies its own as a `training_hooks` class attribute
+  (`hooks_for` reads it); any other model trains by `DEFAULT_HOOKS`, the
+  dense SGD of `make_optimizer`. Hooks belong to a model's class, not its
+  fields: the jitted steps, cached by the static `model`, read them only
+  when tracing.
+  """
+
+  step: StepFn = _dense_sgd_step
+  make_batch: BatchFn = global_batch
+  # (step of the run, steps in the run, the epoch's rate) -> this step's
+  # rate; None: every step of an epoch takes the epoch's rate.
+  step_lr: Callable[[int, int, float], float] | None = None
+  # (params, cfg) -> the optimizer state `step` reads and updates.
+  init_opt_state: Callable[[Any, StepConfig], Any] = _optimizer_state
+  # `train` recipe settings `step` does not apply, which configs must
+  # therefore set to 0 (validation checks), and why, for the error message.
+  zero_settings: tuple[str, ...] = ()
+  zero_reason: str = ''
+
+
+DEFAULT_HOOKS = TrainingHooks()
+
+
+def hooks_for(model: Any) -> TrainingHooks:
+  """The training hooks of `model`: its own, or `DEFAULT_HOOKS`."""
+  return getattr(model, 'training_hooks', DEFAULT_HOOKS)
 
 
 def epochs_and_rates(lr_schedule: Sequence[Sequence[float]]) -> list[float]:
@@ -364,7 +401,8 @@ class TrainResult:
 def train_model(key: jax.Array, model: Any, cfg: StepConfig,
                 images: np.ndarray, labels: np.ndarray, indices: np.ndarray,
                 *, batch_size: int, lr_schedule: Sequence[Sequence[float]],
-                mesh: Mesh, eval_data: tuple[np.ndarray, np.ndarray] | None = None,
+                mesh: Mesh,
+                eval_data: tuple[np.ndarray, np.ndarray] | None = None,
                 eval_every: int = 0, eval_batch_size: int = 512,
                 log_prefix: str = 'train', on_epoch=None,
                 track_forgetting: bool = False) -> TrainResult:
@@ -374,51 +412,21 @@ def train_model(key: jax.Array, model: Any, cfg: StepConfig,
   shuffle, and each step's augmentation, so a run is reproducible.
   Evaluates on `eval_data` every `eval_every` epochs (0: only after the last).
   With `track_forgetting`, counts forgetting events of every example.
-  fastText (`is_sparse`) decays each epoch's learning rate linearly to 0 over
-  the whole run, step by step, as the fastText program does.
+  The model's `TrainingHooks` (`hooks_for`) choose its step, where its
+  batches live and each step's learning rate.
   """
   state = init_state(jax.random.fold_in(key, _INIT), model, images.shape[1:],
                      cfg, mesh)
   forgetting = init_forgetting(len(images), mesh) if track_forgetting else None
-  augment_key = jax.random.fold_in(key, _AUGMENT)
   rates = epochs_and_rates(lr_schedule)
-  num_steps = -(-len(indices) // batch_size)
-  sparse = is_sparse(model)
-  make_batch = replicated_batch if sparse else global_batch
+  run = _Run(key, model, cfg, images, labels, indices, batch_size, mesh,
+             len(rates), log_prefix)
   history = []
   for epoch, lr in enumerate(rates):
     start = time.perf_counter()
-    shuffle_key = jax.random.fold_in(jax.random.fold_in(key, _SHUFFLE), epoch)
-    rng = np.random.default_rng(np.asarray(jax.random.key_data(shuffle_key)))
-    totals = None
-    lr_array = jnp.asarray(lr, jnp.float32)
-    last_log = start
-    for step, (idx, mask) in enumerate(
-        padded_batches(indices, batch_size, mesh, rng)):
-      batch = make_batch(mesh, images, labels, idx, mask)
-      if sparse:
-        lr_array = jnp.asarray(text_models.fasttext_lr(
-            epoch * num_steps + step, len(rates) * num_steps, lr), jnp.float32)
-      if forgetting is None:
-        state, m = train_step(state, batch, lr_array, augment_key,
-                              model=model, cfg=cfg)
-      else:
-        state, forgetting, m = forgetting_train_step(
-            state, forgetting, batch, lr_array, augment_key, model=model,
-            cfg=cfg)
-      totals = m if totals is None else jax.tree.map(jnp.add, totals, m)
-      if time.perf_counter() - last_log > PROGRESS_SECONDS:
-        last_log = time.perf_counter()
-        logging.info('%s epoch %d/%d: step %d/%d, %.0f s', log_prefix,
-                     epoch + 1, len(rates), step + 1, num_steps,
-                     last_log - start)
-    totals = jax.device_get(totals)
-    seconds = time.perf_counter() - start
-    count = float(totals['count'])
-    record = {'epoch': epoch + 1, 'lr': lr,
-              'train_loss': float(totals['loss']) / count,
-              'train_accuracy': float(totals['correct']) / count,
-              'seconds': seconds, 'images_per_second': count / seconds}
+    state, forgetting, totals = _train_epoch(run, state, forgetting, epoch,
+                                             lr, start)
+    record = _epoch_record(epoch, lr, totals, start)
     is_last = epoch + 1 == len(rates)
     if eval_data is not None and (
         is_last or (eval_every and (epoch + 1) % eval_every == 0)):
@@ -432,3 +440,76 @@ def train_model(key: jax.Array, model: Any, cfg: StepConfig,
     if on_epoch is not None:
       on_epoch(record)
   return TrainResult(state, history, forgetting)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Run:
+  """What every epoch of one `train_model` call shares."""
+
+  key: jax.Array
+  model: Any
+  cfg: StepConfig
+  images: np.ndarray
+  labels: np.ndarray
+  indices: np.ndarray
+  batch_size: int
+  mesh: Mesh
+  num_epochs: int
+  log_prefix: str
+
+  @property
+  def steps_per_epoch(self) -> int:
+    return -(-len(self.indices) // self.batch_size)
+
+
+def _train_epoch(run: _Run, state: TrainState,
+                 forgetting: dict[str, jax.Array] | None, epoch: int,
+                 lr: float, start: float):
+  """One epoch's steps at rate `lr` (begun at `start`, for progress logs).
+
+  Returns:
+    the state, the forgetting counters (None if not tracked) and the
+    epoch's summed metrics, still on the device.
+  """
+  hooks = hooks_for(run.model)
+  shuffle_key = jax.random.fold_in(jax.random.fold_in(run.key, _SHUFFLE),
+                                   epoch)
+  rng = np.random.default_rng(np.asarray(jax.random.key_data(shuffle_key)))
+  augment_key = jax.random.fold_in(run.key, _AUGMENT)
+  num_steps = run.steps_per_epoch
+  totals = None
+  lr_array = jnp.asarray(lr, jnp.float32)
+  last_log = start
+  for step, (idx, mask) in enumerate(
+      padded_batches(run.indices, run.batch_size, run.mesh, rng)):
+    batch = hooks.make_batch(run.mesh, run.images, run.labels, idx, mask)
+    if hooks.step_lr is not None:
+      step_lr = hooks.step_lr(epoch * num_steps + step,
+                              run.num_epochs * num_steps, lr)
+      lr_array = jnp.asarray(step_lr, jnp.float32)
+    if forgetting is None:
+      state, m = train_step(state, batch, lr_array, augment_key,
+                            model=run.model, cfg=run.cfg)
+    else:
+      state, forgetting, m = forgetting_train_step(
+          state, forgetting, batch, lr_array, augment_key, model=run.model,
+          cfg=run.cfg)
+    totals = m if totals is None else jax.tree.map(jnp.add, totals, m)
+    if time.perf_counter() - last_log > PROGRESS_SECONDS:
+      last_log = time.perf_counter()
+      logging.info('%s epoch %d/%d: step %d/%d, %.0f s', run.log_prefix,
+                   epoch + 1, run.num_epochs, step + 1, num_steps,
+                   last_log - start)
+  return state, forgetting, totals
+
+
+def _epoch_record(epoch: int, lr: float, totals: dict[str, jax.Array],
+                  start: float) -> dict[str, float]:
+  """The epoch's history entry from its summed training metrics."""
+  totals = jax.device_get(totals)
+  seconds = time.perf_counter() - start
+  count = float(totals['count'])
+  return {'epoch': epoch + 1, 'lr': lr,
+          'train_loss': float(totals['loss']) / count,
+          'train_accuracy': float(totals['correct']) / count,
+          'seconds': seconds, 'images_per_second': count / seconds}

@@ -6,6 +6,7 @@ from typing import Any
 from svp_jax import data
 from svp_jax import inputs
 from svp_jax import methods
+from svp_jax import train
 
 MODES = ('train', 'active', 'coreset', 'precomputed')
 
@@ -98,18 +99,19 @@ def check_model(section, prefix: str, dataset: str | None = None):
   name = section.model.name
   check_choice(f'{prefix}model.name', name, inputs.model_names(info))
   check_train(section.train, f'{prefix}train')
-  if info.modality != 'text':
-    return
-  if section.train.augment:
+  if info.modality == 'text' and section.train.augment:
     _fail(f'{prefix}train.augment', section.train.augment,
           f'{info.name} is text, which has no augmentation: expected False')
+  # A model's own training step may ignore recipe settings (fastText's is
+  # plain SGD, as the reference's fastText program): those must be 0.
+  hooks = train.hooks_for(inputs.create_model(section.model, info))
+  for key in hooks.zero_settings:
+    if section.train[key]:
+      _fail(f'{prefix}train.{key}', section.train[key],
+            f'{hooks.zero_reason}: expected 0')
+  if info.modality != 'text':
+    return
   if name == 'fasttext':
-    # The fastText step (train._sparse_sgd_step) is plain SGD, as the
-    # reference's fastText program; these recipe settings cannot apply.
-    for key in ('momentum', 'weight_decay', 'label_smoothing'):
-      if section.train[key]:
-        _fail(f'{prefix}train.{key}', section.train[key],
-              'fastText trains by plain SGD: expected 0')
     check_int(f'{prefix}model.num_buckets',
               section.model.get('num_buckets', 1), 1)
     check_int(f'{prefix}model.max_ids', section.model.get('max_ids', 0), 0)

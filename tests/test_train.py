@@ -1,5 +1,8 @@
 """Training steps: sharded == single device, one compile per shape, learning."""
 
+from typing import ClassVar
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -173,3 +176,49 @@ def test_training_can_track_forgetting():
   # The memorised training examples were all learned at some point.
   assert np.all(np.isfinite(scores[:16]))
   assert result.history[-1]['train_accuracy'] == 1.0
+
+
+# (step of the run, steps in the run, epoch rate) of each `step_lr` call.
+_STEP_LR_CALLS = []
+
+
+def _recorded_zero_lr(step: int, total_steps: int, lr: float) -> float:
+  _STEP_LR_CALLS.append((step, total_steps, lr))
+  return 0.0
+
+
+class _FrozenLinear(nn.Module):
+  """A linear model whose own hooks give every step a learning rate of 0."""
+
+  training_hooks: ClassVar[train.TrainingHooks] = train.TrainingHooks(
+      step_lr=_recorded_zero_lr)
+
+  @nn.compact
+  def __call__(self, x, **unused_train_and_mask):
+    features = x.reshape(x.shape[0], -1)
+    return nn.Dense(10)(features), features
+
+
+def test_a_models_own_hooks_drive_the_loop():
+  assert train.hooks_for(
+      models.create_model('preact8', 10)) is train.DEFAULT_HOOKS
+  images, labels = random_images(20)
+  mesh = sharding.make_mesh()
+  model = _FrozenLinear()
+  _STEP_LR_CALLS.clear()
+  result = train.train_model(
+      jax.random.key(0), model, CFG, images, labels, np.arange(20),
+      batch_size=8, lr_schedule=((1, 0.1), (1, 0.01)), mesh=mesh)
+  # 3 steps an epoch (8 + 8 + 4), each asked for its rate with the run's
+  # step count and its epoch's rate.
+  assert _STEP_LR_CALLS == [(s, 6, 0.1) for s in range(3)] + [
+      (s, 6, 0.01) for s in range(3, 6)]
+  assert [r['lr'] for r in result.history] == [0.1, 0.01]
+  # The steps take the hooks' rate, 0, not the schedule's: whatever the
+  # schedule, the default dense step (momentum, weight decay) moves nothing.
+  other = train.train_model(
+      jax.random.key(0), model, CFG, images, labels, np.arange(20),
+      batch_size=8, lr_schedule=((2, 5.0),), mesh=mesh)
+  jax.tree.map(np.testing.assert_array_equal,
+               jax.device_get(result.state.params),
+               jax.device_get(other.state.params))
