@@ -68,8 +68,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_QuietLibraries())
-  # Before JAX starts its threads (host memory).
-  runtime.configure(_CPU_CONV.value, _RETAIN_HOST_MEMORY.value)
+  try:
+    # Before JAX starts its threads (host memory).
+    runtime.configure(_CPU_CONV.value, _RETAIN_HOST_MEMORY.value)
+  except (ValueError, RuntimeError) as e:  # A choice this machine can't honour.
+    sys.exit(f'error: {e}')
   config_path = flags.FLAGS['config'].config_filename
   workdir = _WORKDIR.value or os.path.join(
       'workdirs', os.path.splitext(os.path.basename(config_path))[0])
@@ -86,6 +89,8 @@ def main(argv):
     # A bad config or missing data is the user's to fix: one clear message,
     # no traceback.
     sys.exit(f'error: {e}')
+  except runtime.BuildError as e:  # --cpu_conv=onednn where it can't build.
+    sys.exit(f'error: --cpu_conv=onednn: {str(e).splitlines()[0]}')
 
 
 if __name__ == '__main__':

@@ -5,7 +5,7 @@ r"""JAX and PyTorch train / eval images/s of one model, timed side by side.
 benchmarks/run_all.py runs this once per model, each in a fresh process, as a
 user's run would be: with one process for every model, the heap kept by
 svp_jax.cpu.host_memory grew from model to model (20 GB by preact164) and timed
-steps stalled on fresh pages (BUILD.md, "Performance"). In the process the
+steps stalled on fresh pages (docs/performance.md). In the process the
 two libraries still alternate, so a change in machine load hits both. Without
 PyTorch (outside .venv-bench) the PyTorch figures are None. The last line
 printed is the row as JSON.

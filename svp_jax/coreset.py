@@ -75,10 +75,11 @@ def rank(job: experiment.Job, method: methods.SelectionMethod,
   this method's own scoring and ranking seconds. A `seeded` method starts
   from `num_seeds` random points, which count towards the subset.
   """
-  start = time.perf_counter()
-  scores = (experiment.method_scores(job, job.selector, method, proxy)
-            if method.trains_selector else None)
-  scoring_seconds = time.perf_counter() - start if method.trains_selector else 0.0
+  scores, scoring_seconds = None, 0.0
+  if method.trains_selector:
+    start = time.perf_counter()
+    scores = experiment.method_scores(job, job.selector, method, proxy)
+    scoring_seconds = time.perf_counter() - start
 
   start = time.perf_counter()
   labeled = np.zeros(job.pool_size, bool)

@@ -107,7 +107,7 @@ def batch_norm_statistics(x: jax.Array, mask: jax.Array | None
   Rows whose `mask` entry is zero (padding) are left out. The variance is
   E[x^2] - E[x]^2 clipped at zero, as nn.BatchNorm's default computes it;
   nn.BatchNorm's mask of x's full shape cost a pass of its own and selects
-  in the gradient (BUILD.md, "Performance").
+  in the gradient (docs/performance.md).
   """
   # At least float32, as nn.BatchNorm reduces (a no-op for our models).
   x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
@@ -146,8 +146,8 @@ def normalize(x: jax.Array, mean: jax.Array, var: jax.Array, scale: jax.Array,
 
   Not x * a + (bias - mean * a), which XLA:CPU fused as well without help but
   which cancels where |mean| >> std: with XLA's own convolutions preact20's
-  float32 gradients then differed from float64 ones by up to 5% (BUILD.md,
-  "Performance"). The written-out gradient keeps the passes as few.
+  float32 gradients then differed from float64 ones by up to 5%
+  (docs/performance.md). The written-out gradient keeps the passes as few.
   """
   return _shift_and_scale(x, mean, scale * jax.lax.rsqrt(var + epsilon), bias)
 
@@ -211,7 +211,7 @@ def pointwise_conv(lhs: jax.Array, rhs: jax.Array, window_strides, padding,
   The same sums over input channels, but XLA:CPU runs a convolution with a
   1x1 window through its generic convolution kernel at 13-98 GFLOP/s, and
   the equivalent dot at 169-201 GFLOP/s on this benchmark machine
-  (BUILD.md, "Performance"); other backends compute the same product
+  (docs/performance.md); other backends compute the same product
   either way. Where a model is given svp_jax.cpu.conv's oneDNN kernels they
   are used instead (`conv`): training through the dot's gradients ran
   preact164 at 28 images/s, through oneDNN's at 66.

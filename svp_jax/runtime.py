@@ -48,6 +48,8 @@ from svp_jax.cpu import conv
 from svp_jax.cpu import host_memory
 
 CONV_ENV = 'SVP_JAX_CPU_CONV'
+# Raised where oneDNN was asked for (onednn) and cannot be built.
+BuildError = conv.BuildError
 CONV_MODES = ('auto', 'onednn', 'xla')
 MEMORY_MODES = ('auto', 'on', 'off')
 

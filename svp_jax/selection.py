@@ -242,9 +242,8 @@ def select_random(key: jax.Array,
 # emitted. Summed over the minor axis of [rows, d] (or with reduce over the
 # major axis of [d, rows]), XLA:CPU ran at 2.5x the read-bandwidth floor at
 # d = 64 but 11-56x at d = 256; as d vectorised elementwise passes over
-# contiguous [rows] feature rows, 1.6-1.9x at both (BUILD.md,
-# "Performance"). The layout also suits accelerators: points fill the vector
-# lanes.
+# contiguous [rows] feature rows, 1.6-1.9x at both (docs/performance.md).
+# The layout also suits accelerators: points fill the vector lanes.
 
 # Feature rows folded into the accumulator per loop iteration; 4 measured
 # fastest of 1, 4, 8, 16 (larger unrolls give XLA no bigger fusion).

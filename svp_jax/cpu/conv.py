@@ -2,7 +2,7 @@
 
 XLA:CPU runs 3x3 convolutions through a generic kernel at about half the rate
 of oneDNN, the library PyTorch's CPU convolutions use, and that kernel is most
-of a ResNet training step (BUILD.md, "Performance"). `conv_general_dilated`
+of a ResNet training step (docs/performance.md). `conv_general_dilated`
 takes lax.conv_general_dilated's arguments, as flax's nn.Conv passes them, and
 on the CPU computes the convolution and both its gradients with oneDNN
 (svp_jax/cpu/csrc/conv.cc); everywhere else, and for anything the kernels do

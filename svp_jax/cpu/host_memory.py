@@ -6,8 +6,7 @@ threshold are unmapped on free; the heaps of per-thread arenas are trimmed),
 so the next step faults in freshly zeroed pages all over again. Training
 preact20 for 30 s on this project's 2-core benchmark machine took 4.4 million
 minor page faults and 9.5 s of system time; with the settings below, 0.28
-million and 1.6 s, and 1.4x the training throughput (BUILD.md,
-"Performance").
+million and 1.6 s, and 1.4x the training throughput (docs/performance.md).
 
 `retain_freed_memory()` tells glibc to serve all threads from one arena grown
 with brk, never to mmap, and not to trim: freed memory stays with the process
