@@ -45,8 +45,9 @@ class Device:
   source: str
 
 
-# The paper's GPU, calibrated from REFERENCE.md: ResNet164 trains 181 epochs
-# on 50,000 CIFAR images in 4 h, ResNet20 in 30 min; each gets its own rate.
+# The paper's GPU, calibrated from docs/reference.md: ResNet164 trains 181
+# epochs on 50,000 CIFAR images in 4 h, ResNet20 in 30 min; each gets its own
+# rate.
 # Used for CIFAR only: it checks the model against the paper's speed-ups.
 # Bandwidth: 900 GB/s (a V100's HBM2).
 _RESNET50_FWD = 8.178368512e9

@@ -1,6 +1,6 @@
 """Building blocks of the CIFAR10/100 configs (not a config: no get_config).
 
-The reference recipe (REFERENCE.md): 181 epochs at 1@0.01, 90@0.1,
+The reference recipe (docs/reference.md): 181 epochs at 1@0.01, 90@0.1,
 45@0.01, 45@0.001; batch 128; SGD momentum 0.9; weight decay 5e-4; crop +
 flip. Paper rows (`*_proxy.py`, `*_baseline.py`): the paper's schedule,
 2% of the 50,000-image pool at random (1,000), then +8% (4,000) and +10%

@@ -4,7 +4,7 @@
 
 METHOD: least_confidence (default), kcenters, entropy, margin or random.
 The paper's schedule and the full 181-epoch recipe (configs/cifar.py).
-Expected (REFERENCE.md): speed-ups like CIFAR10's
+Expected (docs/reference.md): speed-ups like CIFAR10's
 (cifar10_resnet56_proxy.py) over cifar100_resnet164_baseline.py.
 `quick`: a CPU plumbing run (3,000-image pool, 1 epoch per model).
 """

@@ -4,7 +4,7 @@
 
 METHOD: least_confidence (default), kcenters, entropy, margin or random.
 The paper's schedule and the full 181-epoch recipe (configs/cifar.py).
-Expected (REFERENCE.md): a 3.8x-7.2x data-selection speed-up over
+Expected (docs/reference.md): a 3.8x-7.2x data-selection speed-up over
 cifar10_resnet164_baseline.py by least confidence, with target error
 within 1 std of the baseline's.
 `quick`: a CPU plumbing run (3,000-image pool, 1 epoch per model).

@@ -1,6 +1,6 @@
 """Building blocks of the ImageNet configs (not a config: no get_config).
 
-The reference recipe (REFERENCE.md): 100 epochs, 5 warm-up epochs rising to
+The reference recipe (docs/reference.md): 100 epochs, 5 warm-up epochs rising to
 0.1, then 0.1, 0.01, 0.001, 0.0001 for 25, 30, 20, 20; batch 256; SGD
 momentum 0.9; wd 1e-4; label smoothing 0.1; random-resized crops and flips.
 `ROLE_batch=B` (`batch=B` for one model) trains at batch B with every rate

@@ -4,7 +4,7 @@
       --config.data.data_dir=DIR [--config.data.manual_dir=DIR_WITH_TARS]
 
 MODEL: resnet18 (default, the reference's --arch default) or resnet50.
-Recipe (REFERENCE.md): 100 epochs, 5 warm-up epochs rising to 0.1, then
+Recipe (docs/reference.md): 100 epochs, 5 warm-up epochs rising to 0.1, then
 0.1, 0.01, 0.001, 0.0001 for 25, 30, 20, 20; batch 256; SGD momentum 0.9;
 wd 1e-4; label smoothing 0.1; random-resized crops and flips.
 `batch=B`: batch B with every rate scaled by B / 256 (the reference's

@@ -4,7 +4,7 @@
   python main.py --config=configs/rotten_tomatoes_svp.py[:METHOD][,fasttext_target][,quick] \
       --config.data.manual_dir=DIR
 
-The offline stand-in for Amazon Review Polarity (DATA.md), read by the same
+The offline stand-in for Amazon Review Polarity (docs/data.md), read by the same
 builder. Pool: the 10,246 training snippets; test: 2,562. 1,000 labeled at
 random, then +1,000 and +2,000 (9.8% -> 19.5% -> 39% of the pool); the
 target is trained from scratch and tested at 2,000 and 4,000 labels.

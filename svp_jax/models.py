@@ -1,7 +1,7 @@
 """ResNets in Flax Linen: pre-activation for CIFAR, standard for ImageNet.
 
 The pre-activation ResNets for CIFAR-sized images (He et al. 2016) follow the
-PyTorch SVP reference (see ../shared/REFERENCE.md), so parameter counts match
+PyTorch SVP reference (see docs/reference.md), so parameter counts match
 it exactly: preact20 has 272,282 trainable parameters for 10 classes,
 preact164 1,703,258.
 

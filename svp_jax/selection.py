@@ -1,8 +1,8 @@
 """Selection functions: uncertainty scores, top-k, random and greedy k-centers.
 
 Everything here is pure and works on fixed shapes, so each function compiles
-once per (pool size, k). Shared semantics (REFERENCE.md, "Active learning as
-the reference runs it"):
+once per (pool size, k). Shared semantics (docs/reference.md, "Active
+learning"):
 
 * labeled points are never selected, and neither are rows that `valid_mask`
   marks as padding (the pool may be padded to a multiple of the device count);

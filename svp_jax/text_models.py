@@ -2,7 +2,7 @@
 
 * VDCNN (Conneau et al. 2017) on quantised characters: the target, and a
   cheaper proxy (VDCNN9). Architecture, init and BatchNorm settings follow
-  the PyTorch reference (../shared/REFERENCE.md), so parameter counts match
+  the PyTorch reference (docs/reference.md), so parameter counts match
   it exactly: vdcnn29 has 16,635,730 trainable parameters for 2 classes.
 * fastText (Joulin et al. 2016) as a JAX model: the reference shelled out to
   the fastText binary; here it is an embedding bag over hashed word uni- and

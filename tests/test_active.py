@@ -22,7 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_paper_schedules_resolve_to_reference_counts():
-  # REFERENCE.md: CIFAR 1,000 then +4,000, +5,000 x4; ImageNet 25,623 then
+  # docs/reference.md: CIFAR 1,000 then +4,000, +5,000 x4; ImageNet 25,623 then
   # +102,493, +128,117 x4; Amazon polarity 72,000 then +288,000, +360,000 x4.
   paper = (common.PAPER_INITIAL_SUBSET, common.PAPER_ROUNDS)
   assert active.resolve_schedule(*paper, 50_000) == (

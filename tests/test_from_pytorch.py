@@ -131,7 +131,7 @@ COMPARED_FLAGS = (
 # The reference's `svp.amazon` CLI (svp/amazon/__main__.py, release 0.1.0):
 # `train`, `active` and `coreset` take svp.cifar's options but
 # --augmentation (text is never augmented), with these defaults (recipe and
-# schedule as in REFERENCE.md: 15 epochs halving the rate every 3, weight
+# schedule as in docs/reference.md: 15 epochs halving the rate every 3, weight
 # decay 1e-4; 72,000 then +288,000, +360,000 x 4).
 AMAZON_SUBCOMMAND_FLAGS = {
     name: tuple(f for f in options if f != '--augmentation')
@@ -146,7 +146,7 @@ AMAZON_DEFAULTS = {
     '--subset': 1_800_000,
     '--augmentation': False,  # Not an option: VDCNN's input is never augmented.
 }
-# VDCNN reads this many characters of each review (REFERENCE.md).
+# VDCNN reads this many characters of each review (docs/reference.md).
 REFERENCE_DOCUMENT_LENGTH = 1014
 # `svp.amazon fasttext EXECUTABLE ...` runs the fastText v0.1.0 program to
 # select (svp/amazon/fasttext.py): increasing --size values are an active
@@ -181,7 +181,7 @@ FASTTEXT_CONFIG = 'configs/amazon_review_polarity_fasttext_proxy.py'
 # 0.1.0): svp.cifar's options, plus --scale-learning-rates (every rate x
 # batch / 256, on by default), --label-smoothing and mixed precision
 # (--fp16, --loss-scale), each with its --proxy- twin; the recipe of
-# REFERENCE.md (100 epochs with 5 of warm-up, batch 256, wd 1e-4, label
+# docs/reference.md (100 epochs with 5 of warm-up, batch 256, wd 1e-4, label
 # smoothing 0.1) and the paper's schedule (25,623 then +102,493,
 # +128,117 x 4) as defaults.
 IMAGENET_RECIPE_FLAGS = ('--scale-learning-rates', '--label-smoothing',

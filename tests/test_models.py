@@ -11,7 +11,7 @@ import pytest
 from svp_jax import models
 from svp_jax import runtime
 
-# REFERENCE.md: trainable parameters of the PyTorch reference.
+# docs/reference.md: trainable parameters of the PyTorch reference.
 REFERENCE_PARAMS = {
     ('preact20', 10): 272_282, ('preact20', 100): 278_132,
     ('preact56', 10): 855_578, ('preact56', 100): 861_428,

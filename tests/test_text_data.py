@@ -220,7 +220,7 @@ def test_rotten_tomatoes_through_the_amazon_builder(rotten_tomatoes_corpus,
                                                     tmp_path):
   rotten_tomatoes.write_rotten_tomatoes_csv(str(tmp_path / 'manual'))
   texts, classes = rotten_tomatoes.read_corpus(rotten_tomatoes_corpus)
-  assert np.bincount(classes).tolist() == [0, 5405, 7403]  # DATA.md.
+  assert np.bincount(classes).tolist() == [0, 5405, 7403]  # docs/data.md.
   data_dir = str(tmp_path / 'tfds')
   train = text.load_text_split('rotten_tomatoes', 'train', data_dir=data_dir,
                                manual_dir=str(tmp_path / 'manual'))

@@ -13,13 +13,13 @@ from svp_jax import text_models as tm
 from svp_jax.data import rotten_tomatoes
 from svp_jax.data.errors import DataError
 
-# REFERENCE.md: trainable parameters of the PyTorch reference (polarity 2
+# docs/reference.md: trainable parameters of the PyTorch reference (polarity 2
 # classes / full 5 classes); the same for both downsampling variants, which
 # add no parameters.
 REFERENCE_PARAMS = {
     (9, 2): 14_171_986, (9, 5): 14_178_133,
     (29, 2): 16_635_730, (29, 5): 16_641_877,
-    # Not in REFERENCE.md: the same architecture with 2 blocks per section.
+    # Not in docs/reference.md: the same architecture with 2 blocks per section.
     (17, 2): 16_264_786, (17, 5): 16_270_933,
 }
 

@@ -22,7 +22,7 @@ CIFAR_ARCHIVES = {
     'cifar10': ('cifar-10-binary.tar.gz', 170_052_171),
     'cifar100': ('cifar-100-binary.tar.gz', 168_513_733),
 }
-# The constants are the reference implementation's (REFERENCE.md).
+# The constants are the reference implementation's (docs/reference.md).
 INFOS = (
     DatasetInfo(
         name='cifar10', num_classes=10, image_shape=(32, 32, 3),

@@ -2,7 +2,7 @@
 
 The review datasets in Zhang et al.'s CSV layout (`svp_jax.data.zhang_csv`):
 Amazon Review Polarity and Full, and Rotten Tomatoes, their offline stand-in
-(DATA.md). A split is prepared once as array_record in data_dir by our
+(docs/data.md). A split is prepared once as array_record in data_dir by our
 `amazon_reviews` builder (from the CSV files in manual_dir, default
 <data_dir>/downloads/manual) and then read with TFDS's random-access data
 source, which needs neither TensorFlow nor network. Nothing can be

@@ -1,6 +1,6 @@
 """The data-selection speed-up: one definition, for report and benchmarks.
 
-Definitions (REFERENCE.md, "Active learning as the reference runs it"):
+Definitions (docs/reference.md, "Active learning"):
 
 * A group ("selection model") is the selector's model and epochs plus the
   selection method, read from each run's config.json; runs of one group
