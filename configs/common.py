@@ -87,15 +87,21 @@ def make_quick(config, epochs=2, train_examples=2000, test_examples=1000):
   return config
 
 
-def active_config(dataset, selector, target, method,
-                  initial_subset=PAPER_INITIAL_SUBSET, rounds=PAPER_ROUNDS):
-  """An active-learning run; `selector`/`target` come from model_section."""
+def _job_config(mode, dataset, selector, target):
+  """The sections a selection job starts from: mode, seed, data, learners."""
   config = ml_collections.ConfigDict()
-  config.mode = 'active'
+  config.mode = mode
   config.seed = 0
   config.data = data_config(dataset)
   config.selector = selector
   config.target = target
+  return config
+
+
+def active_config(dataset, selector, target, method,
+                  initial_subset=PAPER_INITIAL_SUBSET, rounds=PAPER_ROUNDS):
+  """An active-learning run; `selector`/`target` come from model_section."""
+  config = _job_config('active', dataset, selector, target)
   config.selection = ml_collections.ConfigDict(dict(
       # A name of svp_jax.methods usable in 'active' mode: random,
       # least_confidence, entropy, margin or kcenters.
@@ -140,12 +146,7 @@ def make_active_quick(config):
 
 def coreset_config(dataset, proxy, target, methods, subset_size):
   """Core-set selection: one proxy on all data keeps a subset per method."""
-  config = ml_collections.ConfigDict()
-  config.mode = 'coreset'
-  config.seed = 0
-  config.data = data_config(dataset)
-  config.selector = proxy
-  config.target = target
+  config = _job_config('coreset', dataset, proxy, target)
   config.coreset = ml_collections.ConfigDict(dict(
       # One or more core-set methods of svp_jax.methods. All rank from one
       # trained proxy, and the target trains on each method's subset: one

@@ -293,6 +293,22 @@ class PreActBottleneck(_Block):
     return out + shortcut
 
 
+def residual_stages(network: nn.Module, x: jax.Array, train: bool,
+                    mask: jax.Array | None) -> jax.Array:
+  """`network`'s stages of blocks; each stage but the first starts at stride 2.
+
+  Called from a network's compact `__call__`, so the blocks are its children
+  and keep their names (PreActBasicBlock_0, ...).
+  """
+  for stage, (planes, num_blocks) in enumerate(
+      zip(network.stage_planes, network.blocks_per_stage)):
+    for i in range(num_blocks):
+      stride = 2 if stage > 0 and i == 0 else 1
+      x = network.block(planes, stride, train,
+                        network.conv_general_dilated)(x, mask)
+  return x
+
+
 class PreActResNet(nn.Module):
   """Three stages of 16/32/64 base filters, global average pool, linear."""
 
@@ -306,12 +322,7 @@ class PreActResNet(nn.Module):
   def __call__(self, images: jax.Array, train: bool,
                mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     x = conv(self.stage_planes[0], 3, 1, self.conv_general_dilated)(images)
-    for stage, (planes, num_blocks) in enumerate(
-        zip(self.stage_planes, self.blocks_per_stage)):
-      for i in range(num_blocks):
-        stride = 2 if stage > 0 and i == 0 else 1
-        x = self.block(planes, stride, train,
-                       self.conv_general_dilated)(x, mask)
+    x = residual_stages(self, x, train, mask)
     x = nn.relu(MaskedBatchNorm(train)(x, mask))
     features = jnp.mean(x, axis=(1, 2))
     logits = TorchDense(self.num_classes)(features)
@@ -381,12 +392,7 @@ class ResNet(nn.Module):
     x = nn.relu(MaskedBatchNorm(train)(x, mask))
     # Flax pads max-pooling with -inf, like PyTorch's MaxPool2d(3, 2, 1).
     x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-    for stage, (planes, num_blocks) in enumerate(
-        zip(self.stage_planes, self.blocks_per_stage)):
-      for i in range(num_blocks):
-        stride = 2 if stage > 0 and i == 0 else 1
-        x = self.block(planes, stride, train,
-                       self.conv_general_dilated)(x, mask)
+    x = residual_stages(self, x, train, mask)
     features = jnp.mean(x, axis=(1, 2))
     logits = TorchDense(self.num_classes)(features)
     return logits, features

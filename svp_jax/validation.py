@@ -89,6 +89,15 @@ def check_learner(config, role: str):
   check_model(config[role], f'{role}.', config.data.name)
 
 
+def check_job(config, roles: Sequence[str]):
+  """What every job with learners in `roles` has: mode, seed, data, models."""
+  check_choice('mode', config.mode, MODES)
+  check_int('seed', config.seed, 0)
+  check_data(config.data)
+  for role in roles:
+    check_learner(config, role)
+
+
 def check_model(section, prefix: str, dataset: str | None = None):
   """A `model` and its `train` recipe, for the dataset they will see.
 
@@ -127,11 +136,7 @@ def validate_active_config(config):
   Sizes in `selection` are checked against the pool once it is loaded
   (active.resolve_schedule).
   """
-  check_choice('mode', config.mode, MODES)
-  check_int('seed', config.seed, 0)
-  check_data(config.data)
-  check_learner(config, 'selector')
-  check_learner(config, 'target')
+  check_job(config, ('selector', 'target'))
   check_choice('selection.method', config.selection.method,
                methods.names('active'))
   check_choice('selection.train_target', config.selection.train_target,
@@ -164,11 +169,7 @@ def check_methods(key: str, methods: Any, allowed: Sequence[str]):
 
 def validate_coreset_config(config):
   """Checks a core-set config (mode 'coreset'); sizes are checked on load."""
-  check_choice('mode', config.mode, MODES)
-  check_int('seed', config.seed, 0)
-  check_data(config.data)
-  check_learner(config, 'selector')
-  check_learner(config, 'target')
+  check_job(config, ('selector', 'target'))
   check_methods('coreset.methods', config.coreset.methods,
                 methods.names('coreset'))
   check_int('coreset.kcenters_seeds', config.coreset.kcenters_seeds, 0)
@@ -176,10 +177,7 @@ def validate_coreset_config(config):
 
 def validate_precomputed_config(config):
   """Checks a config that trains targets on an earlier run's selections."""
-  check_choice('mode', config.mode, MODES)
-  check_int('seed', config.seed, 0)
-  check_data(config.data)
-  check_learner(config, 'target')
+  check_job(config, ('target',))
   if not config.precomputed.run_dir:
     _fail('precomputed.run_dir', config.precomputed.run_dir,
           'expected the run directory of an earlier active or core-set run')
