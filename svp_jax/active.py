@@ -378,7 +378,7 @@ def make_experiment(config: ml_collections.ConfigDict,
       target_sizes=resolve_target_sizes(config.selection, schedule),
       # A method that trains no selector has nothing to reuse; one that
       # counts forgetting events needs a selector that counted them.
-      same_models=(experiment.same_training(config.selector, config.target)
+      same_models=(run_files.same_training(config.selector, config.target)
                    and method.needs in (methods.UNCERTAINTY,
                                         methods.FEATURES)),
       compare_with_target=config.selection.compare_with_target)

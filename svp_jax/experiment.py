@@ -142,11 +142,6 @@ def make_learner(section, info: data.DatasetInfo, pool_inputs: Any,
       test_inputs=test_inputs, pool_eval_inputs=pool_inputs)
 
 
-# Whether two learner sections train the very same model; defined with the run
-# files so that the report reads it without JAX.
-same_training = run_files.same_training
-
-
 # ----------------------------------------------------------------------------
 # Training, testing and scoring.
 

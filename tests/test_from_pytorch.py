@@ -990,19 +990,19 @@ def test_baseline_rule_is_svp_jax_rule():
   assert match, 'the page no longer states the baseline rule'
   baseline = 'configs/cifar10_resnet164_baseline.py'
   config = load_config(baseline)
-  assert experiment.same_training(config.selector, config.target)
+  assert run_files.same_training(config.selector, config.target)
   for key in match.groups():
     other = load_command(f'python main.py --config={baseline} '
                          f'--config.target.train.{key}=7')
-    assert experiment.same_training(other.selector, other.target), key
+    assert run_files.same_training(other.selector, other.target), key
   for key, value in (('weight_decay', 1e-4), ('batch_size', 64),
                      ('augment', False), ('label_smoothing', 0.1)):
     other = load_command(f'python main.py --config={baseline} '
                          f'--config.target.train.{key}={value}')
-    assert not experiment.same_training(other.selector, other.target), key
+    assert not run_files.same_training(other.selector, other.target), key
   other = load_command(f'python main.py --config={baseline} '
                        '--config.target.model.name=preact110')
-  assert not experiment.same_training(other.selector, other.target)
+  assert not run_files.same_training(other.selector, other.target)
 
 
 def test_reading_snippets_compile():

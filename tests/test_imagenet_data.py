@@ -473,7 +473,7 @@ def test_imagenet_configs_follow_the_paper():
   import importlib
   from configs import imagenet
   from svp_jax import active
-  from svp_jax import experiment
+  from svp_jax import run_files
   from svp_jax import validation
   # pylint: enable=g-import-not-at-top
   proxy = importlib.import_module('configs.imagenet_resnet18_proxy')
@@ -495,7 +495,7 @@ def test_imagenet_configs_follow_the_paper():
   assert sum(e for e, _ in fewer.selector.train.lr_schedule) == 45
   baseline = importlib.import_module(
       'configs.imagenet_resnet50_baseline').get_config(None)
-  assert experiment.same_training(baseline.selector, baseline.target)
+  assert run_files.same_training(baseline.selector, baseline.target)
   # --scale-learning-rates: batch 1,024 multiplies every rate by 4.
   scaled = imagenet.model_section('resnet50', batch_size=1024)
   assert scaled.train.lr_schedule[5] == (25, 0.4)
