@@ -97,7 +97,6 @@ class Fit:
   state: train.TrainState
   row: dict[str, Any]
   forgetting: dict[str, jax.Array] | None = None  # Counters, if tracked.
-  history: tuple[dict[str, Any], ...] = ()  # Per-epoch records.
 
 
 # ----------------------------------------------------------------------------
@@ -166,7 +165,7 @@ def fit(job: Job, learner: Learner, indices: np.ndarray, key: jax.Array,
                             time.perf_counter() - start)
   logging.info('%s %s trained on %d labels in %.1f s: test accuracy %.4f',
                role, learner.name, len(indices), train_time, test['accuracy'])
-  return Fit(result.state, row, result.forgetting, tuple(result.history))
+  return Fit(result.state, row, result.forgetting)
 
 
 def method_scores(job: Job, learner: Learner, method: methods.SelectionMethod,
