@@ -95,10 +95,22 @@ def _optimizer_state(params: Any, cfg: StepConfig) -> Any:
 
 def init_state(key: jax.Array, model: Any, image_shape: Sequence[int],
                cfg: StepConfig, mesh: Mesh) -> TrainState:
-  """Fresh parameters and optimizer state, replicated over `mesh`."""
+  """Fresh parameters and optimizer state, replicated over `mesh`.
+
+  The initialiser is jitted once per (model, shape, cfg, mesh) and reused,
+  so only a process's first fit of a model pays for tracing and compiling
+  it (issue 23: it cost 3-4 s in every round).
+  """
+  return _jitted_init(model, tuple(image_shape), cfg, mesh)(key)
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted_init(model: Any, image_shape: tuple[int, ...], cfg: StepConfig,
+                 mesh: Mesh) -> Callable[[jax.Array], TrainState]:
   dtype = jnp.int32 if cfg.inputs == 'tokens' else jnp.float32
 
   def init(key):
+    TRACE_COUNTS['init_state'] += 1
     variables = model.init(key, jnp.zeros((1, *image_shape), dtype),
                            train=False)
     params = variables['params']
@@ -107,7 +119,7 @@ def init_state(key: jax.Array, model: Any, image_shape: Sequence[int],
         batch_stats=variables.get('batch_stats', {}),
         opt_state=hooks_for(model).init_opt_state(params, cfg))
 
-  return jax.jit(init, out_shardings=sharding.replicated(mesh))(key)
+  return jax.jit(init, out_shardings=sharding.replicated(mesh))
 
 
 def abstract_state(model: Any, image_shape: Sequence[int], cfg: StepConfig,
