@@ -38,6 +38,7 @@ from svp_jax import experiment
 from svp_jax import methods
 from svp_jax import results
 from svp_jax import run_files
+from svp_jax import timing
 from svp_jax import train
 from svp_jax import validation
 
@@ -163,7 +164,7 @@ def agreement_scores(exp: Experiment, state: RoundState, indices: np.ndarray,
   target = _reusable_target(state, len(indices)) or _fit(
       exp, 'target', indices, state, '(for agreement)')
   target_scores = experiment.method_scores(exp.job, exp.job.target,
-                                           exp.method, target)
+                                           exp.method, target, state.labeled)
   return {'proxy': selector_scores.astype(np.float32),
           'target': target_scores.astype(np.float32),
           'labeled': state.labeled, 'k': np.int64(k)}
@@ -176,21 +177,26 @@ def select(exp: Experiment, state: RoundState, k: int
   pick_key = jax.random.fold_in(
       jax.random.fold_in(_root_key(state), state.round), experiment.SELECT)
   measured = {'selector': None, 'scoring_seconds': 0.0, 'agreement': None}
+  compiling = 0.0
   scores = None
   if method.trains_selector:
     indices = np.flatnonzero(state.labeled)
     trained = selector_fit(exp, state, indices)
-    start = time.perf_counter()
-    scores = experiment.method_scores(exp.job, exp.job.selector, method,
-                                      trained)
+    scores, scoring = timing.timed(
+        experiment.method_scores, exp.job, exp.job.selector, method,
+        trained, state.labeled)
     measured.update(selector=trained.row,
-                    scoring_seconds=time.perf_counter() - start)
+                    scoring_seconds=scoring.run_seconds)
+    compiling += scoring.compile_seconds
     if exp.compare_with_target:
       measured['agreement'] = agreement_scores(exp, state, indices, scores, k)
-  start = time.perf_counter()
-  picked = method.pick(scores, state.labeled, k, pick_key, exp.job.mesh)
-  picked = np.asarray(jax.device_get(picked))
-  measured['ranking_seconds'] = time.perf_counter() - start
+  picked, ranking = timing.timed(
+      lambda: np.asarray(jax.device_get(
+          method.pick(scores, state.labeled, k, pick_key, exp.job.mesh))))
+  measured['ranking_seconds'] = ranking.run_seconds
+  # Compiling for this selection (scoring and ranking), kept out of their
+  # seconds and reported as its own column.
+  measured['selection_compile_seconds'] = compiling + ranking.compile_seconds
   return picked, measured
 
 
@@ -213,16 +219,22 @@ def run_round(exp: Experiment, state: RoundState
   assert int(labeled.sum()) == size, 'a selection repeated or relabeled points'
 
   selector_row = measured['selector']
+  selection_compile = measured['selection_compile_seconds']
   record = {
       'round': state.round, 'labeled': size,
       'selector_train_seconds': selector_row['train_time'] if selector_row
                                 else 0.0,
       'scoring_seconds': measured['scoring_seconds'],
       'ranking_seconds': measured['ranking_seconds'],
+      # The selector's training compile and this selection's (rows of runs
+      # written before issue 23 have no compile_time).
+      'compile_seconds': selection_compile + (
+          selector_row.get('compile_time', 0.0) if selector_row else 0.0),
       'selector': selector_row,
       'selection': run_files.selection_row(size, before,
                                            measured['scoring_seconds'],
-                                           measured['ranking_seconds']),
+                                           measured['ranking_seconds'],
+                                           selection_compile),
       'target': None, 'target_train_seconds': 0.0,
   }
   target = None
@@ -246,10 +258,10 @@ def keeps_target(exp: Experiment, next_round: int) -> bool:
 def log_round(record: dict[str, Any]):
   logging.info(
       'round %d done: %d labeled; selector train %.1f s, scoring %.1f s, '
-      'ranking %.2f s, target train %.1f s', record['round'],
-      record['labeled'], record['selector_train_seconds'],
+      'ranking %.2f s, compiling %.1f s, target train %.1f s',
+      record['round'], record['labeled'], record['selector_train_seconds'],
       record['scoring_seconds'], record['ranking_seconds'],
-      record['target_train_seconds'])
+      record.get('compile_seconds', 0.0), record['target_train_seconds'])
 
 
 # ----------------------------------------------------------------------------

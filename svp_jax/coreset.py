@@ -33,7 +33,6 @@ proxy is trained only if some method still needs it.
 import glob
 import os
 import re
-import time
 from typing import Any
 
 from absl import logging
@@ -46,6 +45,7 @@ from svp_jax import experiment
 from svp_jax import methods
 from svp_jax import results
 from svp_jax import run_files
+from svp_jax import timing
 from svp_jax import validation
 
 
@@ -72,16 +72,27 @@ def rank(job: experiment.Job, method: methods.SelectionMethod,
   """Chooses one method's subset; returns its indices and its record.
 
   The record holds the proxy's row (None for a method that needs none) and
-  this method's own scoring and ranking seconds. A `seeded` method starts
-  from `num_seeds` random points, which count towards the subset.
+  this method's own scoring and ranking seconds, their compiling left out
+  and recorded as `compile_time`. A `seeded` method starts from
+  `num_seeds` random points, which count towards the subset.
   """
-  scores, scoring_seconds = None, 0.0
+  scores, scoring = None, timing.Timed(0.0, 0.0)
   if method.trains_selector:
-    start = time.perf_counter()
-    scores = experiment.method_scores(job, job.selector, method, proxy)
-    scoring_seconds = time.perf_counter() - start
+    scores, scoring = timing.timed(experiment.method_scores, job,
+                                   job.selector, method, proxy)
+  keep, ranking = timing.timed(_pick_subset, job, method, scores,
+                               subset_size, num_seeds, key)
+  return keep, {'proxy': proxy.row if method.trains_selector else None,
+                'inference_time': scoring.run_seconds,
+                'ranking_time': ranking.run_seconds,
+                'compile_time': scoring.compile_seconds
+                                + ranking.compile_seconds}
 
-  start = time.perf_counter()
+
+def _pick_subset(job: experiment.Job, method: methods.SelectionMethod,
+                 scores: np.ndarray | None, subset_size: int, num_seeds: int,
+                 key: jax.Array) -> np.ndarray:
+  """`method`'s subset of `subset_size` (seeds first), on the host."""
   labeled = np.zeros(job.pool_size, bool)
   seeds = np.zeros(0, np.int64)
   if method.seeded:
@@ -92,11 +103,8 @@ def rank(job: experiment.Job, method: methods.SelectionMethod,
   picks = method.pick(scores, labeled, subset_size - len(seeds),
                       jax.random.fold_in(key, experiment.CORESET_RANDOM),
                       job.mesh)
-  keep = np.concatenate([seeds, np.asarray(picks)]) if method.seeded else (
-      np.asarray(picks))
-  return keep, {'proxy': proxy.row if method.trains_selector else None,
-                'inference_time': scoring_seconds,
-                'ranking_time': time.perf_counter() - start}
+  picks = np.asarray(jax.device_get(picks))
+  return np.concatenate([seeds, picks]) if method.seeded else picks
 
 
 def method_dir(workdir: str, method: str) -> str:
@@ -148,9 +156,10 @@ def select_all(job: experiment.Job, names: tuple[str, ...],
       # As in active.run_round: one subset, or no run at all.
       multihost_utils.assert_equal(keep, f'processes kept different '
                                    f'{method.name} subsets')
-    logging.info('%s kept %d of %d examples (scoring %.1f s, ranking %.2f s)',
-                 method.name, subset_size, job.pool_size,
-                 record['inference_time'], record['ranking_time'])
+    logging.info('%s kept %d of %d examples (scoring %.1f s, ranking %.2f s, '
+                 'compiling %.1f s)', method.name, subset_size,
+                 job.pool_size, record['inference_time'],
+                 record['ranking_time'], record['compile_time'])
     write_selection(method_dir(job.workdir, method.name), keep, record)
     selections[method.name] = (keep, record)
   return selections
@@ -169,7 +178,8 @@ def write_selection_tables(workdir: str, selections: dict[str, Any]):
     results.write_csv(
         os.path.join(method_dir(workdir, method), run_files.SELECTION_CSV),
         [run_files.selection_row(len(keep), 0, record['inference_time'],
-                                 record['ranking_time'])],
+                                 record['ranking_time'],
+                                 record.get('compile_time', 0.0))],
         run_files.SELECTION_COLUMNS)
 
 
@@ -185,6 +195,10 @@ def summary_row(method: str, names: tuple[str | None, str], pool_size: int,
       'proxy_test_accuracy': proxy.get('test_accuracy'),
       'scoring_seconds': record['inference_time'],
       'ranking_seconds': record['ranking_time'],
+      # The proxy's training compile and this method's (selection.json of
+      # runs written before issue 23 has no compile_time).
+      'compile_seconds': proxy.get('compile_time', 0.0)
+                         + record.get('compile_time', 0.0),
       'target_train_seconds': target['train_time'] if target else None,
       'target_test_accuracy': target['test_accuracy'] if target else None,
   }

@@ -20,7 +20,6 @@ so that readers need no JAX).
 from collections.abc import Mapping, Sequence
 import dataclasses
 import os
-import time
 from typing import Any
 
 from absl import logging
@@ -35,6 +34,7 @@ from svp_jax import results
 from svp_jax import run_files
 from svp_jax import scoring
 from svp_jax import sharding
+from svp_jax import timing
 from svp_jax import train
 from svp_jax import validation
 
@@ -148,29 +148,39 @@ def make_learner(section, info: data.DatasetInfo, pool_inputs: Any,
 def fit(job: Job, learner: Learner, indices: np.ndarray, key: jax.Array,
         role: str, *, track_forgetting: bool = False) -> Fit:
   """Trains `learner` from scratch on pool `indices`, then tests it."""
-  start = time.perf_counter()
-  result = train.train_model(
-      key, learner.model, learner.cfg, learner.pool_inputs, job.pool[1],
-      indices, batch_size=learner.batch_size,
+  result, training = timing.timed(
+      train.train_model, key, learner.model, learner.cfg, learner.pool_inputs,
+      job.pool[1], indices, batch_size=learner.batch_size,
       lr_schedule=learner.lr_schedule, mesh=job.mesh,
       log_prefix=f'{role} {learner.name} n={len(indices)}',
       track_forgetting=track_forgetting)
-  train_time = time.perf_counter() - start
-  start = time.perf_counter()
-  test = train.evaluate(result.state, learner.model, learner.cfg,
-                        learner.test_inputs, job.test[1],
-                        learner.eval_batch_size, job.mesh)
+  test, testing = timing.timed(
+      train.evaluate, result.state, learner.model, learner.cfg,
+      learner.test_inputs, job.test[1], learner.eval_batch_size, job.mesh)
+  # The row's train_time is the training's arithmetic, its compile_time
+  # the training's compiling; test_time is the test's wall time (testing is
+  # not part of a selection's cost).
   row = run_files.model_row(len(indices), result.history[-1]['train_accuracy'],
-                            test['accuracy'], train_time,
-                            time.perf_counter() - start)
-  logging.info('%s %s trained on %d labels in %.1f s: test accuracy %.4f',
-               role, learner.name, len(indices), train_time, test['accuracy'])
+                            test['accuracy'], training.run_seconds,
+                            testing.seconds, training.compile_seconds)
+  logging.info('%s %s trained on %d labels in %.1f s (%.1f s of it '
+               'compiling): test accuracy %.4f', role, learner.name,
+               len(indices), training.seconds, training.compile_seconds,
+               test['accuracy'])
   return Fit(result.state, row, result.forgetting)
 
 
 def method_scores(job: Job, learner: Learner, method: methods.SelectionMethod,
-                  trained: Fit) -> np.ndarray | None:
-  """What `method` ranks by, from a selector `learner` trained as `trained`."""
+                  trained: Fit, labeled: np.ndarray | None = None
+                  ) -> np.ndarray | None:
+  """What `method` ranks by, from a selector `learner` trained as `trained`.
+
+  With `labeled` (bool [pool]), an uncertainty method scores only the
+  unlabeled points, the only ones it can pick; labeled ones get NaN, which
+  top-k ranks last (svp_jax.selection.select_top_k). Features are always
+  computed for the whole pool: k-centers needs the labeled points as its
+  centers.
+  """
   if method.needs == methods.NOTHING:
     return None
   if method.needs == methods.FORGETTING:
@@ -180,10 +190,18 @@ def method_scores(job: Job, learner: Learner, method: methods.SelectionMethod,
     return scoring.pool_features(
         trained.state, learner.model, learner.cfg, images,
         batch_size=learner.eval_batch_size, mesh=job.mesh)
-  return scoring.pool_uncertainty(
+  if labeled is None:
+    return scoring.pool_uncertainty(
+        trained.state, learner.model, learner.cfg, images,
+        measure=method.uncertainty, batch_size=learner.eval_batch_size,
+        mesh=job.mesh)
+  unlabeled = np.flatnonzero(~np.asarray(labeled, bool))
+  scores = np.full(len(labeled), np.nan, np.float32)
+  scores[unlabeled] = scoring.pool_uncertainty(
       trained.state, learner.model, learner.cfg, images,
       measure=method.uncertainty, batch_size=learner.eval_batch_size,
-      mesh=job.mesh)
+      mesh=job.mesh, indices=unlabeled)
+  return scores
 
 
 # ----------------------------------------------------------------------------

@@ -39,20 +39,33 @@ AGREEMENT_DIR = 'agreement'
 AGREEMENT_ARRAYS = ('proxy', 'target', 'labeled', 'k')
 
 # The reference's columns for a trained model (proxy.csv, target.csv) and a
-# selection (selection.csv).
+# selection (selection.csv), then svp_jax's `compile_time`: the seconds JAX
+# spent compiling, kept out of the other times (svp_jax.timing). A model's
+# train_time and a selection's inference_time and ranking_time are the
+# arithmetic alone; total_time = inference + ranking + compile.
 MODEL_COLUMNS = ('nexamples', 'train_accuracy', 'dev_accuracy',
-                 'test_accuracy', 'train_time', 'dev_time', 'test_time')
+                 'test_accuracy', 'train_time', 'dev_time', 'test_time',
+                 'compile_time')
 SELECTION_COLUMNS = ('nexamples', 'current_nexamples', 'new_nexamples',
-                     'total_time', 'inference_time', 'ranking_time')
+                     'total_time', 'inference_time', 'ranking_time',
+                     'compile_time')
 # An active run's summary table, one row per round (summary.json 'rounds').
+# selection_seconds = selector_train + scoring + ranking + compile seconds:
+# compile_seconds is the compiling of the selector's training, scoring and
+# ranking, which the three other parts leave out.
 ROUND_COLUMNS = ('round', 'labeled', 'selector_accuracy', 'selection_seconds',
                  'selector_train_seconds', 'scoring_seconds',
-                 'ranking_seconds', 'target_accuracy', 'target_train_seconds')
+                 'ranking_seconds', 'compile_seconds', 'target_accuracy',
+                 'target_train_seconds')
 # A core-set run's summary, one row per method (summary.json 'methods').
 CORESET_SUMMARY_COLUMNS = (
     'method', 'proxy', 'target', 'pool_size', 'subset_size',
     'proxy_train_seconds', 'proxy_test_accuracy', 'scoring_seconds',
-    'ranking_seconds', 'target_train_seconds', 'target_test_accuracy')
+    'ranking_seconds', 'compile_seconds', 'target_train_seconds',
+    'target_test_accuracy')
+# Columns (and summary keys) added after runs were first written: readers
+# take a file without them (as 0 seconds), so older runs still report.
+ADDED_COLUMNS = ('compile_time', 'compile_seconds')
 
 # Index files of svp_jax runs and of the reference's run directories, as
 # training on precomputed selections finds them.
@@ -103,21 +116,30 @@ def agreement_path(workdir: str, round_index: int) -> str:
 
 
 def model_row(nexamples: int, train_accuracy: float, test_accuracy: float,
-              train_time: float, test_time: float) -> dict[str, Any]:
-  """A MODEL_COLUMNS row (no dev split: its columns stay empty / 0)."""
+              train_time: float, test_time: float,
+              compile_time: float = 0.0) -> dict[str, Any]:
+  """A MODEL_COLUMNS row (no dev split: its columns stay empty / 0).
+
+  `train_time` leaves out `compile_time`, the training's compiling.
+  """
   return {'nexamples': nexamples, 'train_accuracy': train_accuracy,
           'dev_accuracy': '', 'test_accuracy': test_accuracy,
-          'train_time': train_time, 'dev_time': 0.0, 'test_time': test_time}
+          'train_time': train_time, 'dev_time': 0.0, 'test_time': test_time,
+          'compile_time': compile_time}
 
 
 def selection_row(nexamples: int, current: int, scoring_seconds: float,
-                  ranking_seconds: float) -> dict[str, Any]:
-  """A SELECTION_COLUMNS row: `nexamples` labeled after adding to `current`."""
+                  ranking_seconds: float,
+                  compile_seconds: float = 0.0) -> dict[str, Any]:
+  """A SELECTION_COLUMNS row: `nexamples` labeled after adding to `current`.
+
+  Scoring and ranking seconds leave out `compile_seconds`, their compiling.
+  """
   return {'nexamples': nexamples, 'current_nexamples': current,
           'new_nexamples': nexamples - current,
-          'total_time': scoring_seconds + ranking_seconds,
+          'total_time': scoring_seconds + ranking_seconds + compile_seconds,
           'inference_time': scoring_seconds,
-          'ranking_time': ranking_seconds}
+          'ranking_time': ranking_seconds, 'compile_time': compile_seconds}
 
 
 def round_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -127,10 +149,12 @@ def round_row(record: dict[str, Any]) -> dict[str, Any]:
       'selector_accuracy': (record['selector'] or {}).get('test_accuracy', ''),
       'selection_seconds': record['selector_train_seconds']
                            + record['scoring_seconds']
-                           + record['ranking_seconds'],
+                           + record['ranking_seconds']
+                           + record.get('compile_seconds', 0.0),
       'selector_train_seconds': record['selector_train_seconds'],
       'scoring_seconds': record['scoring_seconds'],
       'ranking_seconds': record['ranking_seconds'],
+      'compile_seconds': record.get('compile_seconds', 0.0),
       'target_accuracy': (record['target'] or {}).get('test_accuracy', ''),
       'target_train_seconds': record['target_train_seconds'],
   }

@@ -35,12 +35,19 @@ def feature_step(state: train.TrainState, images: jax.Array, *, model: Any,
 
 
 def _map_pool(step: Callable[[jax.Array], jax.Array], images: np.ndarray,
-              batch_size: int, mesh: Mesh) -> list[np.ndarray]:
-  """`step` over the pool in padded sharded batches; host rows per batch."""
+              batch_size: int, mesh: Mesh,
+              indices: np.ndarray | None = None) -> list[np.ndarray]:
+  """`step` over pool `indices` (all by default) in padded sharded batches.
+
+  Returns the host rows of each batch, in `indices` order.
+  """
   outputs = []
   labels = np.zeros(len(images), np.int32)  # Unused; keeps one batch layout.
-  for idx, mask in train.padded_batches(np.arange(len(images)), batch_size,
-                                        mesh):
+  if indices is None:
+    indices = np.arange(len(images))
+  # Dispatch is asynchronous: while the device runs batch i, the host
+  # gathers and places batch i+1, so transfers overlap compute.
+  for idx, mask in train.padded_batches(indices, batch_size, mesh):
     batch = train.global_batch(mesh, images, labels, idx, mask)
     outputs.append((step(batch['image']), int(mask.sum())))
   # One device-to-host copy per batch, after all batches were dispatched;
@@ -51,16 +58,18 @@ def _map_pool(step: Callable[[jax.Array], jax.Array], images: np.ndarray,
 
 def pool_uncertainty(state: train.TrainState, model: Any,
                      cfg: train.StepConfig, images: np.ndarray, *,
-                     measure: Callable, batch_size: int,
-                     mesh: Mesh) -> np.ndarray:
+                     measure: Callable, batch_size: int, mesh: Mesh,
+                     indices: np.ndarray | None = None) -> np.ndarray:
   """One float32 per pool image: `measure` of its logits (a method's).
 
   `measure` is a selection.UNCERTAINTY_MEASURES value (or a registered
-  method's `uncertainty`).
+  method's `uncertainty`). With `indices`, only those images are scored
+  and the result has one score per index, in their order.
   """
-  return np.concatenate(_map_pool(
+  scores = _map_pool(
       lambda x: score_step(state, x, model=model, cfg=cfg, measure=measure),
-      images, batch_size, mesh))
+      images, batch_size, mesh, indices)
+  return np.concatenate(scores) if scores else np.zeros(0, np.float32)
 
 
 def pool_features(state: train.TrainState, model: Any, cfg: train.StepConfig,

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pytest
 
@@ -16,6 +17,8 @@ from svp_jax import active
 from svp_jax import experiment
 from svp_jax import run_files
 from svp_jax import sharding
+from svp_jax import timing
+from svp_jax import train
 from svp_jax import validation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,6 +104,45 @@ def test_run_writes_reference_files(fashion_mnist_dir, tmp_path, method):
                      indices['labeled_100.index'], indices['labeled_200.index'])
   assert set(small) < set(mid) < set(big)
   assert len(set(big)) == 200 and big.max() < 600
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('method', ['least_confidence', 'kcenters'])
+def test_a_round_like_the_last_compiles_nothing(fashion_mnist_dir, tmp_path,
+                                                method, monkeypatch):
+  # Rounds 1 and 2 add as many points (same k), so every jitted function of
+  # training, scoring and ranking has the shapes it had in round 1: the
+  # third round must find them all compiled (labeled-set sizes differ, but
+  # batches are padded to one size). Every fit takes 2 steps an epoch (130
+  # to 230 labels, batch 128), so summing step metrics is not new either.
+  config = tiny_config(fashion_mnist_dir, method=method, initial_subset=130.0,
+                       rounds=(50.0, 50.0))
+  counts = []
+  write_tables = active.write_tables
+
+  def counting(exp, state):
+    counts.append((timing.compile_counts(), timing.compiled_functions()))
+    return write_tables(exp, state)
+
+  monkeypatch.setattr(active, 'write_tables', counting)
+  timing.install()
+  # Compiled by earlier tests or not, round 1 must compile for itself.
+  jax.clear_caches()
+  train._jitted_init.cache_clear()  # pylint: disable=protected-access
+  summary = active.run(config, str(tmp_path))
+  # After each round, and once more at the end (nothing runs in between).
+  assert summary['complete'] and len(counts) == 4 and counts[3] == counts[2]
+  again = {name: n - counts[1][1].get(name, 0)
+           for name, n in counts[2][1].items()
+           if n != counts[1][1].get(name, 0)}
+  assert not again, f'round 2 compiled again: {again}'
+  assert counts[2][0] == counts[1][0]  # No tracing or lowering either.
+  assert counts[1][0] != counts[0][0], 'round 1 compiled nothing: not counting'
+  assert summary['rounds'][2]['compile_seconds'] == 0.0
+  assert summary['rounds'][1]['compile_seconds'] > 0.0
+  assert summary['rounds'][2]['selection_seconds'] == pytest.approx(
+      sum(summary['rounds'][2][part] for part in (
+          'selector_train_seconds', 'scoring_seconds', 'ranking_seconds')))
 
 
 class _Killed(Exception):

@@ -28,6 +28,7 @@ from svp_jax import results
 from svp_jax import run_files
 from svp_jax import selection
 from svp_jax import train_job
+from svp_jax.report import speedup
 from svp_jax.report import stats as report_stats
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -237,11 +238,35 @@ def test_figures_are_png_files(runs, tmp_path):
 
 def test_time_breakdown_sums_rounds(runs):
   run = report.load_run(runs['baseline_1'])
+  # Written before compile seconds were recorded: they read as 0.
   assert report.time_breakdown(run) == {
       'selector_train_seconds': 360.0, 'scoring_seconds': 37.0,
-      'ranking_seconds': 3.0, 'target_train_seconds': 100.0}
+      'ranking_seconds': 3.0, 'compile_seconds': 0.0,
+      'target_train_seconds': 100.0}
   partial = report.load_run(runs['proxy_2'])
   assert report.time_breakdown(partial)['target_train_seconds'] == 50.0
+
+
+def _with_compile_seconds(run_dir, seconds):
+  path = os.path.join(run_dir, run_files.SUMMARY_JSON)
+  summary = results.read_json(path)
+  for row, value in zip(summary['rounds'], seconds):
+    row['compile_seconds'] = value
+  results.write_json(path, summary)
+
+
+def test_compile_seconds_count_in_the_data_selection_runtime(tmp_path):
+  run_dir = make_run(tmp_path / 'proxy', PROXY_0)
+  before = speedup.selection_seconds_at(report.load_run(run_dir), 4000)
+  _with_compile_seconds(run_dir, [0.5, 2.0, 0.25])
+  run = report.load_run(run_dir)
+  assert report.time_breakdown(run)['compile_seconds'] == 2.75
+  assert speedup.selection_seconds_at(run, 4000) == before + 2.75
+  _with_compile_seconds(run_dir, [0.5, 'slow', 0.0])
+  with pytest.raises(report.ReportError,
+                     match=r'rounds\[1\].compile_seconds is .slow., not a '
+                           r'number'):
+    report.load_run(run_dir)
 
 
 # ----------------------------------------------------------------------------
@@ -444,13 +469,13 @@ def test_missing_file_names_file_and_run(runs, name):
     ('nexamples,test_accuracy\n2000,0.8\n',
      r"target.csv is malformed: header .* lacks the columns "
      r"\['train_accuracy'"),
-    (','.join(run_files.MODEL_COLUMNS) + '\n2000,0.9,,high,1,0,1\n',
+    (','.join(run_files.MODEL_COLUMNS) + '\n2000,0.9,,high,1,0,1,0\n',
      r"target.csv line 2 is malformed: test_accuracy='high' is not a "),
-    (','.join(run_files.MODEL_COLUMNS) + '\nnan,0.9,,0.8,1,0,1\n',
+    (','.join(run_files.MODEL_COLUMNS) + '\nnan,0.9,,0.8,1,0,1,0\n',
      r"target.csv line 2 is malformed: nexamples='nan' is not a \(finite\)"),
     (','.join(run_files.MODEL_COLUMNS) + '\n2000,0.9,,0.8,1,0\n',
-     r'target.csv line 2 is malformed: expected 7 fields'),
-    (','.join(run_files.MODEL_COLUMNS) + '\n2000,90,,78.6,1,0,1\n',
+     r'target.csv line 2 is malformed: expected 8 fields'),
+    (','.join(run_files.MODEL_COLUMNS) + '\n2000,90,,78.6,1,0,1,0\n',
      r'test_accuracy=78.6 is not a fraction in \[0, 1\]'),
 ])
 def test_malformed_csv_is_named(runs, content, match):
@@ -631,11 +656,11 @@ def test_coreset_markdown_csv_and_index(coreset_runs, tmp_path):
       'coreset.csv', 'coreset.md', 'report.md']
   text = (out / 'coreset.md').read_text()
   assert ('| random | 3 (0, 1, 2) | 6,000 (10%) | 82.00 ± 2.00 | 18.00 '
-          '| 0.0 | 1.7 | 60.0 |') in text
+          '| 0.0 | 1.7 | 0.0 | 60.0 |') in text
   assert ('| kcenters | 2 (0, 1; 1 partial) † | 6,000 (10%) | 79.00 (n=1) '
-          '| 21.00 | 100.0 | 36.0 | 60.0 |') in text
+          '| 21.00 | 100.0 | 36.0 | 0.0 | 60.0 |') in text
   assert ('| full data | 2 (0, 1) | 60,000 (100%) | 91.00 ± 1.41 | 9.00 '
-          '| — | — | 315.0 |') in text
+          '| — | — | — | 315.0 |') in text
   assert '†: includes partial runs' in text
   with open(out / 'coreset.csv', newline='') as f:
     rows = list(csv.DictReader(f))
@@ -657,6 +682,7 @@ def test_a_single_seed_shows_the_mean_only(coreset_runs, tmp_path):
   report.write_report([coreset_runs['all_seed0']], str(out))
   text = (out / 'coreset.md').read_text()
   assert ('| margin | 1 (0) | 6,000 (10%) | 83.00 | 17.00 | 100.0 | 11.0 '
+          '| 0.0 '
           in text)
   assert 'No full-data run among these' in text
 

@@ -123,7 +123,8 @@ def table_cells(groups: Sequence[Group],
 
 def time_breakdown(run: Run) -> dict[str, float]:
   """Seconds of each phase, summed over the run's completed rounds."""
-  return {part: float(sum(row[part] for row in run.summary['rounds']))
+  return {part: sum(runs_lib.round_seconds(row, part)
+                    for row in run.summary['rounds'])
           for part in TIME_PARTS}
 
 

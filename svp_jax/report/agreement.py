@@ -38,8 +38,12 @@ def read_agreement(path: str) -> dict[str, Any]:
     raise runs_lib.ReportError(
         f'{path} is malformed: proxy {arrays["proxy"].shape}, target '
         f'{arrays["target"].shape} and labeled {n} must be the same [n]')
-  if not all(np.isfinite(arrays[a]).all() for a in ('proxy', 'target')):
-    raise runs_lib.ReportError(f'{path}: the scores are not all finite')
+  # Only the unlabeled points are scored (labeled ones may be NaN).
+  unscored = arrays['labeled'].astype(bool)
+  if not all(np.isfinite(arrays[a][~unscored]).all()
+             for a in ('proxy', 'target')):
+    raise runs_lib.ReportError(
+        f'{path}: the scores of unlabeled points are not all finite')
   k = int(arrays['k'])
   unlabeled = int(n[0] - arrays['labeled'].astype(bool).sum())
   if not 1 <= k <= unlabeled:

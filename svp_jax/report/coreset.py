@@ -40,10 +40,11 @@ FULL_DATA = 'full data'
 CORESET_CSV_COLUMNS = (
     'method', 'runs', 'seeds', 'partial_runs', 'subset_size',
     'target_accuracy_mean', 'target_accuracy_std', 'target_error_percent',
-    'proxy_train_seconds', 'scoring_ranking_seconds', 'target_train_seconds')
+    'proxy_train_seconds', 'scoring_ranking_seconds', 'compile_seconds',
+    'target_train_seconds')
 CORESET_MD_COLUMNS = ('method', 'runs (seeds)', 'subset size',
                       'target test accuracy (%)', 'target error (%)',
-                      'proxy train s', 'scoring + ranking s',
+                      'proxy train s', 'scoring + ranking s', 'compiling s',
                       'target train s')
 
 
@@ -124,6 +125,10 @@ def coreset_method_row(method: str,
                                          for e in entries]),
       'scoring_ranking_seconds': stats.mean([
           e['scoring_seconds'] + e['ranking_seconds'] for e in entries]),
+      # The proxy's and the method's compiling (0 for runs written before
+      # compile seconds were recorded).
+      'compile_seconds': stats.mean([e.get('compile_seconds', 0.0)
+                                     for e in entries]),
       'target_train_seconds': stats.mean([e['target_train_seconds']
                                           for e in trained]),
   }
@@ -137,6 +142,7 @@ def full_data_row(runs: Sequence[TrainRun]) -> dict[str, Any]:
       'subset_size': runs[0].train_examples,
       **_accuracy_fields([r.test_accuracy for r in runs]),
       'proxy_train_seconds': None, 'scoring_ranking_seconds': None,
+      'compile_seconds': None,
       'target_train_seconds': stats.mean([r.train_seconds for r in runs]),
   }
 
@@ -189,6 +195,7 @@ def coreset_markdown_row(row: Mapping[str, Any], pool: int) -> dict[str, str]:
       f'{row["subset_size"]:,} ({text.percent(row["subset_size"], pool)})',
       accuracy, error, _seconds_cell(row['proxy_train_seconds']),
       _seconds_cell(row['scoring_ranking_seconds']),
+      _seconds_cell(row['compile_seconds']),
       _seconds_cell(row['target_train_seconds'])]))
 
 

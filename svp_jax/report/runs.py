@@ -24,11 +24,15 @@ RUN_FILES = (run_files.CONFIG_JSON, run_files.SUMMARY_JSON, run_files.PROXY_CSV,
              run_files.SELECTION_CSV, run_files.TARGET_CSV)
 # Seconds of each phase of a round (summary.json 'rounds', ROUND_COLUMNS).
 TIME_PARTS = ('selector_train_seconds', 'scoring_seconds', 'ranking_seconds',
-              'target_train_seconds')
+              'compile_seconds', 'target_train_seconds')
+# Parts that runs written before they existed lack (read as 0 seconds).
+OPTIONAL_TIME_PARTS = tuple(p for p in TIME_PARTS
+                            if p in run_files.ADDED_COLUMNS)
 # What the report reads of an active run's summary.json, and of its rounds.
 _SUMMARY_KEYS = ('pool_size', 'complete', 'rounds_completed', 'rounds_total',
                  'rounds')
-_ROUND_NUMBERS = ('round', 'labeled') + TIME_PARTS
+_ROUND_NUMBERS = ('round', 'labeled') + tuple(
+    p for p in TIME_PARTS if p not in OPTIONAL_TIME_PARTS)
 # What it reads as numbers of a core-set summary.json row.
 _CORESET_NUMBERS = ('proxy_train_seconds', 'scoring_seconds',
                     'ranking_seconds', 'pool_size', 'subset_size')
@@ -220,6 +224,14 @@ def check_summary(path: str, summary: Any):
   require_keys(path, 'it', summary, _SUMMARY_KEYS)
   for i, row in enumerate(summary['rounds']):
     require_numbers(path, f'rounds[{i}].', row, _ROUND_NUMBERS)
+    require_numbers(path, f'rounds[{i}].', row,
+                    [p for p in OPTIONAL_TIME_PARTS if p in row])
+
+
+def round_seconds(row: Mapping[str, Any], part: str) -> float:
+  """A round's seconds of `part` (a TIME_PARTS name; 0 where not recorded)."""
+  return float(row.get(part, 0.0)) if part in OPTIONAL_TIME_PARTS else float(
+      row[part])
 
 
 def agreement_files(run_dir: str, rounds_total: int
@@ -282,9 +294,13 @@ def load_runs(run_dirs: Sequence[str]) -> list[Run]:
 
 def check_coreset_row(path: str, i: int, row: Any):
   """Raises ReportError unless a summary.json row has what the report reads."""
-  require_keys(path, f'methods[{i}]', row, run_files.CORESET_SUMMARY_COLUMNS)
+  require_keys(path, f'methods[{i}]', row,
+               [c for c in run_files.CORESET_SUMMARY_COLUMNS
+                if c not in run_files.ADDED_COLUMNS])
   where = f'methods[{i}].'
   require_numbers(path, where, row, _CORESET_NUMBERS)
+  require_numbers(path, where, row,
+                  [c for c in run_files.ADDED_COLUMNS if c in row])
   accuracy = row['target_test_accuracy']
   if accuracy is None:  # Not trained yet: no target seconds either.
     return

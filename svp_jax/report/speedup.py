@@ -26,10 +26,14 @@ from typing import Any
 
 from svp_jax import methods
 from svp_jax import run_files
+from svp_jax.report import runs as runs_lib
 from svp_jax.report import stats
 
 BASELINE, PROXY, RANDOM = 'baseline', 'proxy', 'random'
 _KIND_ORDER = {BASELINE: 0, PROXY: 1, RANDOM: 2}
+# A round's data-selection seconds: every part but the target's training.
+SELECTION_PARTS = ('selector_train_seconds', 'scoring_seconds',
+                   'ranking_seconds', 'compile_seconds')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,8 +125,8 @@ def selection_seconds_at(run: Any, size: int) -> float | None:
   """Data-selection seconds up to the round reaching `size` (None: not yet)."""
   total = 0.0
   for row in sorted(run.summary['rounds'], key=lambda row: row['round']):
-    total += (row['selector_train_seconds'] + row['scoring_seconds']
-              + row['ranking_seconds'])
+    total += sum(runs_lib.round_seconds(row, part)
+                 for part in SELECTION_PARTS)
     if row['labeled'] == size:
       return total
   return None
