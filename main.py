@@ -16,6 +16,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from svp_jax import compilation_cache
 from svp_jax import data
 from svp_jax import distributed
 from svp_jax import jobs
@@ -52,6 +53,11 @@ _RETAIN_HOST_MEMORY = flags.DEFINE_enum(
     'retain_host_memory', 'auto', runtime.MEMORY_MODES, 'Keep freed host '
     'memory for the next step: on a CPU-only run (auto), that or fail (on), '
     'never (off).')
+_COMPILATION_CACHE = flags.DEFINE_string(
+    'compilation_cache', None, 'Folder of JAX\'s persistent compilation '
+    'cache, shared by every run on the machine, or "off". Default: '
+    f'${compilation_cache.CACHE_ENV}, else '
+    f'{compilation_cache.default_dir()}.')
 
 
 class _QuietLibraries(std_logging.Filter):
@@ -71,6 +77,7 @@ def main(argv):
   try:
     # Before JAX starts its threads (host memory).
     runtime.configure(_CPU_CONV.value, _RETAIN_HOST_MEMORY.value)
+    compilation_cache.configure(_COMPILATION_CACHE.value)
   except (ValueError, RuntimeError) as e:  # A choice this machine can't honour.
     sys.exit(f'error: {e}')
   config_path = flags.FLAGS['config'].config_filename
