@@ -11,23 +11,49 @@ $SVP_JAX_COMPILATION_CACHE, else `default_dir()`: svp_jax/jax under the
 user's cache folder ($XDG_CACHE_HOME, else ~/.cache). 'off' turns it off.
 JAX keys entries by the computation, the compile options, the backend and
 the JAX version, so one folder serves every run and version safely.
+
+One exception, handled here: the oneDNN CPU convolutions
+(svp_jax/cpu/conv.py) are `custom_partitioning` ops, whose lowering carries
+the address of a Python callback, different in every process, so JAX's key
+for any step that convolves never matched across processes. JAX can leave
+that address out of the key (jax_remove_custom_partitioning_ptr_from_cache_key);
+what it stood for, the partitioning code, is then keyed by the folder:
+entries go to a subfolder named after a fingerprint of svp_jax/cpu's
+convolution sources, so a changed partitioning never reads an old entry.
 """
 
+import hashlib
 import os
+import pathlib
 
 from absl import logging
 import jax
 
 CACHE_ENV = 'SVP_JAX_COMPILATION_CACHE'
 OFF = 'off'
-# Compilations shorter than this are not written (JAX's default is 1 s; the
-# jitted steps of small models compile in 0.1-1 s on a CPU, and they add up
-# over a run's training, scoring and ranking steps).
-MIN_COMPILE_SECONDS = 0.1
+# Compilations shorter than this are not written. JAX's default is 1 s, but
+# a run's small jitted functions (key folding, metric sums, top-k) compile
+# in 0.05-1 s each on a CPU, and together they cost a second or more.
+MIN_COMPILE_SECONDS = 0.05
+
+
+# What JAX's cache key cannot see of a custom_partitioning op: the Python
+# code that partitions it (and the kernels it calls).
+PARTITIONING_SOURCES = tuple(
+    pathlib.Path(__file__).resolve().parent / 'cpu' / name
+    for name in ('conv.py', os.path.join('csrc', 'conv.cc')))
+_DROP_CALLBACK_ADDRESS = 'jax_remove_custom_partitioning_ptr_from_cache_key'
 
 
 class CacheError(ValueError):
   """The chosen cache folder cannot be used."""
+
+
+def partitioning_fingerprint() -> str:
+  digest = hashlib.sha256()
+  for path in PARTITIONING_SOURCES:
+    digest.update(path.read_bytes())
+  return digest.hexdigest()[:16]
 
 
 def default_dir() -> str:
@@ -64,6 +90,15 @@ def configure(choice: str | None) -> str | None:
   if not os.access(folder, os.W_OK | os.X_OK):
     raise CacheError(f'--compilation_cache={folder!r} is not writable; give '
                      f'a writable folder or {OFF!r}')
+  try:
+    jax.config.update(_DROP_CALLBACK_ADDRESS, True)
+    folder = os.path.join(folder,
+                          f'partitioning-{partitioning_fingerprint()}')
+  except AttributeError:  # A JAX without the option: keys stay per process.
+    logging.warning('This JAX (%s) has no %s: steps with oneDNN convolutions '
+                    'compile again in every process', jax.__version__,
+                    _DROP_CALLBACK_ADDRESS)
+  os.makedirs(folder, exist_ok=True)
   jax.config.update('jax_compilation_cache_dir', folder)
   jax.config.update('jax_persistent_cache_min_compile_time_secs',
                     MIN_COMPILE_SECONDS)

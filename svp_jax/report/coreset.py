@@ -232,7 +232,10 @@ def coreset_markdown(coreset_runs: Sequence[CoresetRun],
       'subset and is tested after its last epoch. Accuracy: mean ± sample '
       'std (ddof=1) over runs (seeds); the rest are means. Proxy train s: the '
       'one proxy a run shares between its methods, shown on each (random '
-      'uses none). Scoring + ranking s: the method\'s own.'
+      'uses none). Scoring + ranking s: the method\'s own. Compiling s: '
+      'JAX compiling the proxy\'s training and the method\'s scoring and '
+      'ranking, left out of the other seconds (0 for runs written before '
+      'it was recorded).'
       + (f' "{FULL_DATA}": the same target trained on the whole pool (its '
          'training epochs\' seconds).' if any(
           r['method'] == FULL_DATA for r in rows) else '') + '\n\n'
