@@ -24,7 +24,12 @@ Parts (--parts), in order:
               subprocess (benchmarks/pool_scoring.py);
   selection   end-to-end data-selection speed-up of finished runs, grouped
               and defined as in the report's Table 1
-              (benchmarks/selection_speedup.py, svp_jax/report/speedup.py).
+              (benchmarks/selection_speedup.py, svp_jax/report/speedup.py);
+  phases      one least-confidence and one k-centers active run per selector
+              broken into phases (compile, init, data placement, epochs,
+              scoring, ranking, test), each fixed cost in seconds and as a
+              share of the data-selection runtime: one fresh process per run
+              (benchmarks/selection_phases.py).
 
 Every timed figure is the median over --repeats repetitions after a warm-up;
 ceilings (matmul peak, bandwidth) are the best repetition. --quick makes every
@@ -53,7 +58,8 @@ from svp_jax import runtime
 # busy (this process alone keeps about one core busy when it starts).
 BUSY_LOAD_PER_CORE = 0.75
 
-PARTS = ('hardware', 'throughput', 'kcenters', 'scoring', 'selection')
+PARTS = ('hardware', 'throughput', 'kcenters', 'scoring', 'selection',
+         'phases')
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 _MODELS = flags.DEFINE_list('models', 'preact20,preact56,preact110,preact164',
@@ -102,6 +108,14 @@ _SCORE_MODELS = flags.DEFINE_list('score_models', 'preact20',
                                   'Models scoring the pool.')
 _SCORE_N = flags.DEFINE_integer('score_n', 5000, 'Pool size for scoring.')
 _SCORE_BATCH = flags.DEFINE_integer('score_batch', 512, 'Scoring batch size.')
+_PHASE_CASES = flags.DEFINE_list(
+    'phase_cases', 'preact8:60000:15,preact20:60000:5,preact164:10000:5',
+    'selector:pool size:epochs of the phase runs (each runs least '
+    'confidence and k-centers). preact8 for 15 epochs is the default '
+    "run's proxy; preact20 for 5, the configuration of issue 23.")
+_PHASE_ROUNDS = flags.DEFINE_list(
+    'phase_rounds', '1000,1000,2000',
+    'Initial labeled set and adds of the phase runs.')
 _RUN_DIRS = flags.DEFINE_list(
     'run_dirs', 'workdirs/fashion_mnist_svp_study/*_seed*',
     'Globs of run directories for the end-to-end speed-up (empty: none).')
@@ -111,7 +125,8 @@ QUICK = {
     'eval_batch': 32, 'matmul_n': 256, 'bandwidth_mib': 16,
     'kc_sizes': ['2000'], 'kc_dims': ['8'], 'kc_labeled': 10,
     'kc_max_picks': 8, 'score_models': ['preact8'], 'score_n': 64,
-    'score_batch': 32,
+    'score_batch': 32, 'phase_cases': ['preact8:600:5'],
+    'phase_rounds': ['20', '20', '20'],
 }
 
 
@@ -264,6 +279,21 @@ def measure_scoring() -> list[dict[str, Any]]:
 
 def measure_selection() -> dict[str, Any]:
   return selection_speedup.measure(_RUN_DIRS.value)
+
+
+def measure_phases() -> list[dict[str, Any]]:
+  rows = []
+  for case in _PHASE_CASES.value:
+    model, pool, epochs = case.split(':')
+    for method in ('least_confidence', 'kcenters'):
+      logging.info('phases: %s (%s epochs) selecting by %s from %s', model,
+                   epochs, method, pool)
+      rows.append(hardware.run_json_subprocess(
+          ['-m', 'benchmarks.selection_phases', f'--selector={model}',
+           f'--method={method}', f'--pool={pool}', f'--epochs={epochs}',
+           f"--rounds={','.join(_PHASE_ROUNDS.value)}",
+           f'--repeats={_REPEATS.value}'], cwd=str(REPO)))
+  return rows
 
 
 # ----------------------------------------------------------------------------
@@ -515,6 +545,91 @@ def _selection_section(results) -> list[str]:
   return lines
 
 
+def _share(seconds: float, total: float) -> str:
+  return f'{fmt(seconds)} ({100 * seconds / total:.0f}%)' if total else '-'
+
+
+def _phase_totals(row: dict[str, Any]) -> dict[str, float]:
+  """A phase run's seconds by phase; compile seconds kept out of each."""
+  seconds, compiling = row['phase_seconds'], row['phase_compile_seconds']
+  fits = row['fits']
+
+  def run(phase):
+    return seconds.get(phase, 0.0) - compiling.get(phase, 0.0)
+
+  epochs = sum(sum(f['epoch_seconds']) for f in fits)
+  fit_compile = sum(f['compile_seconds'] for f in fits)
+  return {
+      'compile': fit_compile + compiling.get('scoring', 0.0)
+                 + compiling.get('ranking', 0.0),
+      'init': sum(f['init_seconds'] - f['init_compile_seconds']
+                  for f in fits),
+      'placement': seconds.get('placement:fit', 0.0)
+                   + seconds.get('placement:scoring', 0.0),
+      # Epoch seconds less the compiling the first epoch waits for.
+      'epochs': epochs - (fit_compile - sum(f['init_compile_seconds']
+                                            for f in fits)),
+      'scoring': run('scoring'), 'ranking': run('ranking'),
+      'test': seconds.get('test', 0.0),
+  }
+
+
+def _phases_section(results) -> list[str]:
+  rows = results.get('phases')
+  if not rows:
+    return []
+  first = rows[0]
+  lines = [
+      '## Where data-selection time goes', '',
+      'One active run per selector and method in a fresh process '
+      '(benchmarks/selection_phases.py): real Fashion-MNIST in CIFAR\'s '
+      f"layout, schedule {' -> +'.join(str(s) for s in first['schedule'])}, "
+      'the selector trained from scratch each round at batch 128 for the '
+      'epochs shown, no target, no persistent compilation cache (a '
+      'first run on a machine). Seconds of each phase (compiling kept '
+      'out of the others and shown on its own), and as a share of the '
+      "run's data-selection seconds (summary.json: selector training + "
+      'scoring + ranking + compiling). Placement is the host\'s time '
+      'gathering batches and handing them to the devices; dispatch is '
+      'asynchronous, so most of it overlaps the device\'s work (it is '
+      'already inside the epochs\' and scoring\'s seconds). Test (the '
+      "selector's test-split accuracy) is not part of the selection.", '']
+  lines += table(
+      ['selector', 'its epochs', 'method', 'pool', 'devices',
+       'data selection s', 'compile', 'init', 'placement', 'epochs',
+       'scoring', 'ranking', 'test s'],
+      [[r['selector'], r['epochs'], r['method'], r['pool'], r['devices'],
+        r['data_selection_seconds']] + [
+            _share(_phase_totals(r)[p], r['data_selection_seconds'])
+            for p in ('compile', 'init', 'placement', 'epochs', 'scoring',
+                      'ranking')] + [_phase_totals(r)['test']]
+       for r in rows])
+  lines += ['Each selector fit: wall seconds against (epochs x the median '
+            'epoch after the first) + its compiling, and the fixed cost '
+            'left: wall - epochs x median epoch - compiling '
+            '(initialisation, the loop\'s own work, a slower first '
+            'epoch).', '']
+  lines += table(
+      ['selector', 'method', 'labeled', 'fit wall s', 'compile s',
+       'epochs x epoch + compile', 'wall / that', 'fixed cost s',
+       'init s'],
+      [[r['selector'], r['method'], f['labeled'], f['wall_seconds'],
+        f['compile_seconds'], f['epochs_x_steady_plus_compile'],
+        f['wall_over_expected'], f['fixed_seconds'],
+        f['init_seconds']] for r in rows for f in r['fits']])
+  lines += ['Pool scoring against the forward step alone (the same jitted '
+            'scoring step on one batch already on the devices, the '
+            'ceiling), at the eval batch size.', '']
+  lines += table(
+      ['selector', 'method', 'batch', 'images scored', 'scoring images/s',
+       'forward step images/s', 'scoring / forward'],
+      [[r['selector'], r['method'], r['eval_batch_size'], r['scored_images'],
+        r['scoring_images_per_second'], r['forward_images_per_second'],
+        r['scoring_images_per_second'] / r['forward_images_per_second']]
+       for r in rows])
+  return lines
+
+
 def busy_warning(results: dict[str, Any]) -> str:
   """A warning when the 1-minute load average says other work was running.
 
@@ -555,7 +670,8 @@ def markdown(results: dict[str, Any]) -> str:
   if busy:
     lines += [busy, '']
   for section in (_machine_section, _hardware_section, _throughput_section,
-                  _kcenters_section, _scoring_section, _selection_section):
+                  _kcenters_section, _scoring_section, _selection_section,
+                  _phases_section):
     lines += section(results)
   return '\n'.join(lines).rstrip() + '\n'
 
@@ -581,7 +697,8 @@ def run(argv: list[str]) -> dict[str, Any]:
           'eval_batch', 'torch_threads', 'matmul_n', 'bandwidth_mib',
           'kc_sizes', 'kc_dims', 'kc_devices', 'kc_impls', 'kc_fractions',
           'kc_labeled', 'kc_max_picks', 'kc_max_matrix_gib', 'score_models',
-          'score_n', 'score_batch', 'run_dirs')},
+          'score_n', 'score_batch', 'run_dirs', 'phase_cases',
+          'phase_rounds')},
   }
   if parts & {'hardware', 'throughput', 'kcenters'}:
     # Ceilings for the other parts, so measured whenever one needs them.
@@ -598,6 +715,8 @@ def run(argv: list[str]) -> dict[str, Any]:
     results['scoring'] = measure_scoring()
   if 'selection' in parts:
     results['selection'] = measure_selection()
+  if 'phases' in parts:
+    results['phases'] = measure_phases()
   results['load_average_end'] = os.getloadavg()
   results['seconds'] = time.perf_counter() - start
   if _KEEP_OTHER_PARTS.value:
@@ -614,11 +733,13 @@ def run(argv: list[str]) -> dict[str, Any]:
 def carry_over_parts(results: dict[str, Any], parts: set[str],
                      previous: dict[str, Any]) -> None:
   """Copies the results of parts not run now from `previous` results."""
-  kept = [p for p in ('kcenters', 'scoring', 'selection')
-          if p not in parts and p in previous]
+  kept = [p for p in PARTS if p not in parts and p in previous
+          and p not in results]  # Hardware is measured for other parts.
   sources = {}  # date -> the run, and the kept parts it measured.
   for part in kept:
     results[part] = previous[part]
+    if part == 'hardware' and 'peak_gflops' in previous:
+      results['peak_gflops'] = previous['peak_gflops']
     source = measured_in(previous, part)
     sources.setdefault(source['date_utc'], {'parts': [], **source})[
         'parts'].append(part)

@@ -77,7 +77,8 @@ def test_markdown_has_every_section_and_the_command(quick_run):
   for heading in ('# Benchmarks', '## Machine', '## Hardware ceilings',
                   '## Training and eval throughput: JAX vs PyTorch',
                   '### Achieved arithmetic', '## Greedy k-centers',
-                  '## Pool scoring', '## End-to-end data selection'):
+                  '## Pool scoring', '## End-to-end data selection',
+                  '## Where data-selection time goes'):
     assert f'\n{heading}\n' in f'\n{text}', heading
   assert 'bash scripts/bench.sh --quick' in text
   assert 'Quick mode' in text
@@ -198,13 +199,13 @@ def test_keep_other_parts_carries_unrun_parts_over(quick_run, tmp_path):
       cwd=REPO, env=env, capture_output=True, text=True, check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
   results = json.loads(out.read_text())
-  for part in ('kcenters', 'scoring', 'selection'):
+  kept = ['throughput', 'kcenters', 'scoring', 'selection', 'phases']
+  for part in kept:
     assert results[part] == previous[part]
-  assert [c['parts'] for c in results['carried_over']] == [
-      ['kcenters', 'scoring', 'selection']]
-  assert 'throughput' not in results  # run now, so not carried over
-  assert ('Not measured in this run (--keep_other_parts): kcenters, '
-          'scoring, selection, kept from an earlier run ('
+  assert [c['parts'] for c in results['carried_over']] == [kept]
+  assert results['hardware'] != previous['hardware']  # Run now.
+  assert ('Not measured in this run (--keep_other_parts): throughput, '
+          'kcenters, scoring, selection, phases, kept from an earlier run ('
           f"{previous['machine']['date_utc']}") in md.read_text()
 
 
@@ -229,3 +230,22 @@ def test_kept_parts_name_the_run_that_measured_them():
       again, {'hardware'}, {**results, 'machine': {'date_utc': 'third'},
                             'command': 'bench hw', 'seconds': 10.0})
   assert again['carried_over'] == results['carried_over']
+
+
+@pytest.mark.slow
+def test_phases_split_each_run_into_its_parts(quick_run):
+  results, text, _ = quick_run
+  rows = results['phases']
+  assert [(r['selector'], r['method']) for r in rows] == [
+      ('preact8', 'least_confidence'), ('preact8', 'kcenters')]
+  for row in rows:
+    assert row['schedule'] == [20, 20, 20] and row['pool'] == 600
+    assert row['epochs'] == 5
+    assert len(row['fits']) == 2  # One selector fit per round after the first.
+    first, second = row['fits']
+    assert first['compile_seconds'] > 0 and first['init_compile_seconds'] > 0
+    assert second['init_compile_seconds'] == 0.0  # Initialiser reused.
+    assert row['phase_seconds']['scoring'] > 0
+    assert row['forward_images_per_second'] > 0
+  assert ('| selector | its epochs | method | pool | devices | data selection '
+          's |') in text
