@@ -513,7 +513,8 @@ def _selection_section(results) -> list[str]:
   lines = ['## End-to-end data selection', '',
            'Runs grouped as `python -m svp_jax.report` groups them (selector '
            'model, epochs and method from config.json). Data-selection '
-           'seconds: selector training + scoring + ranking over the rounds up '
+           'seconds: selector training + scoring + ranking + compiling over '
+           'the rounds up '
            'to a labeled-set size (summary.json). Speed-up = the baseline\'s '
            'mean seconds / the group\'s, over the runs that reached the size '
            '(svp_jax/report/speedup.py, as Table 1). Run directories: '
@@ -618,8 +619,13 @@ def _phases_section(results) -> list[str]:
         f['wall_over_expected'], f['fixed_seconds'],
         f['init_seconds']] for r in rows for f in r['fits']])
   lines += ['Pool scoring against the forward step alone (the same jitted '
-            'scoring step on one batch already on the devices, the '
-            'ceiling), at the eval batch size.', '']
+            'scoring step with the same trained selector on one batch '
+            'already on the devices, the ceiling), at the eval batch size, '
+            'measured right after each round\'s scoring so that both share '
+            'the machine\'s load; images/s over the rounds (each round\'s '
+            'forward figure weighted by the images it scored). Scoring covers '
+            'the unlabeled points for least confidence, the whole pool for '
+            'k-centers; its last batch is padded.', '']
   lines += table(
       ['selector', 'method', 'batch', 'images scored', 'scoring images/s',
        'forward step images/s', 'scoring / forward'],

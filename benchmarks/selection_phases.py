@@ -19,9 +19,12 @@ own functions (nothing is re-implemented here):
   test        train.evaluate on 2,000 test images (not part of selection)
   compile     JAX's compiling inside each of them (svp_jax.timing)
 
-Then the forward step alone: the selector's scoring step on one batch
-already on the devices, images/s at the same batch size, the ceiling pool
-scoring is measured against. The last line printed is the result as JSON.
+Right after each round's scoring (outside every timer of the run), the
+forward step alone: the same jitted scoring step with the same trained
+selector on one batch already on the devices, images/s at the same batch
+size, the ceiling pool scoring is measured against. Measured next to each
+other, the two share the machine's load. The last line printed is the result
+as JSON.
 """
 
 import contextlib
@@ -78,6 +81,7 @@ class _Phases:
   seconds: dict[str, float] = dataclasses.field(default_factory=dict)
   compiling: dict[str, float] = dataclasses.field(default_factory=dict)
   fits: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+  scorings: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
   def add(self, phase: str, took: timing.Timed):
     self.seconds[phase] = self.seconds.get(phase, 0.0) + took.seconds
@@ -109,7 +113,7 @@ def config_for(selector: str, method: str, pool: int, epochs: str,
   return config
 
 
-def instrument(phases: _Phases):
+def instrument(phases: _Phases, repeats: int):
   """Wraps the library's phase functions so that `phases` records them."""
 
   def timed_as(phase, fn, ready=lambda result: result):
@@ -126,7 +130,26 @@ def instrument(phases: _Phases):
 
   train.init_state = timed_as('init', train.init_state, block)
   train.evaluate = timed_as('test', train.evaluate)
-  experiment.method_scores = timed_as('scoring', experiment.method_scores)
+  scores_of = timed_as('scoring', experiment.method_scores)
+
+  @functools.wraps(experiment.method_scores)
+  def method_scores(job, learner, method, trained, labeled=None):
+    before = phases.seconds.get('scoring', 0.0), phases.compiling.get(
+        'scoring', 0.0)
+    scores = scores_of(job, learner, method, trained, labeled)
+    scored = (len(labeled) - int(np.sum(labeled))
+              if labeled is not None and method.needs == methods.UNCERTAINTY
+              else len(learner.pool_eval_inputs))
+    run_seconds = (phases.seconds['scoring'] - before[0]) - (
+        phases.compiling['scoring'] - before[1])
+    phases.scorings.append({
+        'images': scored, 'run_seconds': run_seconds,
+        'images_per_second': scored / run_seconds,
+        'forward_images_per_second': forward_images_per_second(
+            job, learner, method, trained.state, repeats)})
+    return scores
+
+  experiment.method_scores = method_scores
   selection.select_top_k = timed_as('ranking', selection.select_top_k, block)
   selection.greedy_k_centers = timed_as('ranking', selection.greedy_k_centers,
                                         block)
@@ -182,26 +205,23 @@ def fit_checks(fit: dict[str, Any]) -> dict[str, Any]:
           'outside_epochs_seconds': fit['wall_seconds'] - sum(epochs)}
 
 
-def forward_images_per_second(job: experiment.Job, method_name: str,
-                              repeats: int) -> float:
+def forward_images_per_second(job: experiment.Job,
+                              learner: experiment.Learner,
+                              method: methods.SelectionMethod,
+                              state: train.TrainState, repeats: int) -> float:
   """The scoring step alone on one device-resident batch (its ceiling)."""
-  learner = job.selector
-  state = train.init_state(jax.random.key(0), learner.model,
-                           learner.pool_eval_inputs.shape[1:], learner.cfg,
-                           job.mesh)
   size = sharding.padded_size(learner.eval_batch_size, job.mesh)
   images = learner.pool_eval_inputs[:size]
   batch = train.global_batch(job.mesh, images,
                              np.zeros(len(images), np.int32),
                              np.arange(size), np.ones(size, np.float32))
-  method = methods.get(method_name)
   if method.needs == methods.FEATURES:
     step = functools.partial(scoring.feature_step, model=learner.model,
                              cfg=learner.cfg)
   else:
     step = functools.partial(scoring.score_step, model=learner.model,
                              cfg=learner.cfg, measure=method.uncertainty)
-  steps = max(1, 4096 // size)
+  steps = max(1, 2048 // size)
   jax.block_until_ready(step(state, batch['image']))
   times = []
   for _ in range(repeats):
@@ -217,33 +237,32 @@ def measure(selector: str, method: str, pool: int, epochs: str,
             data_dir: str | None) -> dict[str, Any]:
   config = config_for(selector, method, pool, epochs, rounds, data_dir)
   phases = _Phases()
-  instrument(phases)
+  instrument(phases, repeats)
   timing.install()
   with tempfile.TemporaryDirectory() as workdir:
     start = time.perf_counter()
     summary = active.run(config, workdir)
     run_seconds = time.perf_counter() - start
-    job = experiment.load_job(config, workdir, {'selector': config.selector})
-  rounds_run = summary['rounds']
-  scored = sum(pool - r['labeled'] + add for r, add in zip(
-      rounds_run[1:], [int(a) for a in rounds[1:]])) if (
-          method != 'kcenters') else pool * (len(rounds) - 1)
-  scoring_run = sum(r['scoring_seconds'] for r in rounds_run)
+  scored = sum(s['images'] for s in phases.scorings)
+  scoring_seconds = sum(s['run_seconds'] for s in phases.scorings)
   return {
       'selector': selector, 'method': method, 'pool': pool,
       'epochs': int(epochs), 'schedule': [int(r) for r in rounds],
       'devices': jax.device_count(),
-      'eval_batch_size': job.selector.eval_batch_size,
+      'eval_batch_size': config.selector.train.eval_batch_size,
       'run_seconds': run_seconds,
       'data_selection_seconds': summary['data_selection_seconds'],
-      'rounds': rounds_run,
+      'rounds': summary['rounds'],
       'phase_seconds': phases.seconds,
       'phase_compile_seconds': phases.compiling,
       'fits': [fit_checks(f) for f in phases.fits],
+      'scorings': phases.scorings,
       'scored_images': scored,
-      'scoring_images_per_second': scored / scoring_run,
-      'forward_images_per_second': forward_images_per_second(
-          job, method, repeats),
+      'scoring_images_per_second': scored / scoring_seconds,
+      # Each round's forward-step figure weighted by the images it scored.
+      'forward_images_per_second': scored / sum(
+          s['images'] / s['forward_images_per_second']
+          for s in phases.scorings),
   }
 
 

@@ -10,7 +10,7 @@ definition: at each labeled-set size,
              the baseline, which uses the target itself as the selector),
 
 means over the runs that reached that size, seconds = selector training +
-scoring + ranking over the rounds up to it. Reported next to its inverse, the
+scoring + ranking + their compiling over the rounds up to it. Reported next to its inverse, the
 time ratio group / baseline; the summary is each group's speed-up at the
 largest size (all rounds). Random selection trains no selector: no speed-up.
 """

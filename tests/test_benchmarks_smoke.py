@@ -247,5 +247,7 @@ def test_phases_split_each_run_into_its_parts(quick_run):
     assert second['init_compile_seconds'] == 0.0  # Initialiser reused.
     assert row['phase_seconds']['scoring'] > 0
     assert row['forward_images_per_second'] > 0
+    assert len(row['scorings']) == 2  # Rounds 1 and 2.
+    assert sum(s['images'] for s in row['scorings']) == row['scored_images']
   assert ('| selector | its epochs | method | pool | devices | data selection '
           's |') in text
