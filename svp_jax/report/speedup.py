@@ -9,8 +9,10 @@ Definitions (docs/reference.md, "Active learning"):
 * The baseline of a method is the group whose selector trains exactly as the
   target does (run_files.same_training) with that method.
 * Data-selection seconds of a run at a labeled-set size: selector training +
-  scoring + ranking, summed over the rounds up to the one that reaches that
-  size (round 0's random pick included), from summary.json's rounds.
+  scoring + ranking + their compiling (SELECTION_PARTS; compiling is 0 for
+  runs written before it was recorded), summed over the rounds up to the
+  one that reaches that size (round 0's random pick included), from
+  summary.json's rounds.
 * Speed-up of a group at a size = the baseline's mean seconds over its runs
   that reached the size / the group's mean over its runs that did. Random
   selection gets none.
