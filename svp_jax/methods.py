@@ -123,6 +123,12 @@ def _pick_top_k(scores, labeled, k, key, mesh):
   return selection.select_top_k(scores, labeled, k)
 
 
+def _pick_top_k_random_ties(scores, labeled, k, key, mesh):
+  from svp_jax import selection  # pylint: disable=g-import-not-at-top
+  del mesh  # The k highest scores, ties in an order drawn from the run's key.
+  return selection.select_top_k(scores, labeled, k, tie_key=key)
+
+
 def _pick_k_centers(features, labeled, k, key, mesh):
   from svp_jax import selection  # pylint: disable=g-import-not-at-top
   del key  # Greedy and deterministic from the labeled centers.
@@ -142,6 +148,8 @@ for _name in ('least_confidence', 'entropy', 'margin'):
                            uncertainty=functools.partial(_builtin_measure,
                                                          _name)))
 # Core-set only: forgetting is counted over a training run on the whole pool.
-register(SelectionMethod('forgetting_events', FORGETTING, _pick_top_k,
-                         modes=('coreset',)))
+# Counts are small integers, so the subset's boundary falls inside a large
+# tie class: the run's key, not dataset order, chooses within it.
+register(SelectionMethod('forgetting_events', FORGETTING,
+                         _pick_top_k_random_ties, modes=('coreset',)))
 register(SelectionMethod('kcenters', FEATURES, _pick_k_centers, seeded=True))

@@ -155,14 +155,18 @@ def _check_args(n: int, labeled_mask, valid_mask, k: int) -> None:
 # Top-k and random.
 
 
+def _rankable(scores: jax.Array) -> jax.Array:
+  scores = scores.astype(jnp.float32)
+  # NaN ranks last rather than wherever the total order puts it; -0.0 == 0.0.
+  scores = jnp.where(jnp.isnan(scores), -jnp.inf, scores)
+  return jnp.where(scores == 0, 0.0, scores)
+
+
 @functools.partial(jax.jit, static_argnames='k')
 def _top_k_selectable(scores: jax.Array, selectable: jax.Array,
                       k: int) -> jax.Array:
   """The k highest `scores` among `selectable`, ties to the lowest index."""
-  scores = scores.astype(jnp.float32)
-  # NaN ranks last rather than wherever the total order puts it; -0.0 == 0.0.
-  scores = jnp.where(jnp.isnan(scores), -jnp.inf, scores)
-  scores = jnp.where(scores == 0, 0.0, scores)
+  scores = _rankable(scores)
   index = jnp.arange(scores.shape[0], dtype=jnp.int32)
   # Sort by (not selectable, -score, index): the index key makes ties
   # deterministic without relying on sort stability, and a lexicographic key
@@ -174,11 +178,26 @@ def _top_k_selectable(scores: jax.Array, selectable: jax.Array,
   return order[:k]
 
 
+@functools.partial(jax.jit, static_argnames='k')
+def _top_k_random_ties(key: jax.Array, scores: jax.Array,
+                       selectable: jax.Array, k: int) -> jax.Array:
+  """`_top_k_selectable` with ties in an order drawn from `key`."""
+  scores = _rankable(scores)
+  n = scores.shape[0]
+  # A random rank per point: distinct, so it settles every tie by itself.
+  rank = jax.random.permutation(key, n).astype(jnp.int32)
+  _, _, _, order = lax.sort(
+      (jnp.logical_not(selectable).astype(jnp.int32), -scores, rank,
+       jnp.arange(n, dtype=jnp.int32)), num_keys=3)
+  return order[:k]
+
+
 def select_top_k(scores: jax.Array,
                  labeled_mask: jax.Array,
                  k: int,
                  *,
-                 valid_mask: jax.Array | None = None) -> jax.Array:
+                 valid_mask: jax.Array | None = None,
+                 tie_key: jax.Array | None = None) -> jax.Array:
   """Indices of the k highest scores among unlabeled valid points.
 
   Args:
@@ -187,14 +206,20 @@ def select_top_k(scores: jax.Array,
     labeled_mask: [n] bool, True for points already labeled.
     k: number of points to select (static: one compile per k).
     valid_mask: optional [n] bool, False for padding rows.
+    tie_key: a JAX key: equal scores are taken in a random order drawn from
+      it (for integer scores with large tie classes, such as forgetting
+      counts, where the lowest index would let dataset order choose).
 
   Returns:
     int32 [k] distinct indices in descending score order, ties to the lowest
-    index.
+    index (or in `tie_key`'s order).
   """
   n = np.shape(scores)[0]
   _check_args(n, labeled_mask, valid_mask, k)
-  return _top_k_selectable(scores, _selectable(labeled_mask, valid_mask), k=k)
+  selectable = _selectable(labeled_mask, valid_mask)
+  if tie_key is None:
+    return _top_k_selectable(scores, selectable, k=k)
+  return _top_k_random_ties(tie_key, scores, selectable, k=k)
 
 
 @functools.partial(jax.jit, static_argnames='k')

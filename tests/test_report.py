@@ -247,6 +247,22 @@ def test_time_breakdown_sums_rounds(runs):
   assert report.time_breakdown(partial)['target_train_seconds'] == 50.0
 
 
+def test_time_breakdown_counts_a_reused_target_once(tmp_path):
+  # Round 2's selector is round 1's target (50 s, TARGET_TRAIN_SECONDS): one
+  # training, counted as the selector's.
+  rounds = [(0, 0, 1, None), (90, 8, 1, 0.80),
+            (TARGET_TRAIN_SECONDS, 19, 1, 0.90)]
+  baseline = report.load_run(make_run(tmp_path / 'b', rounds, 'baseline'))
+  assert report.time_breakdown(baseline) == {
+      'selector_train_seconds': 140.0, 'scoring_seconds': 27.0,
+      'ranking_seconds': 3.0, 'compile_seconds': 0.0,
+      'target_train_seconds': TARGET_TRAIN_SECONDS}
+  # A proxy whose selector happens to take as long is two trainings.
+  proxy = report.load_run(make_run(tmp_path / 'p', rounds))
+  assert report.time_breakdown(proxy)['target_train_seconds'] == (
+      2 * TARGET_TRAIN_SECONDS)
+
+
 def _with_compile_seconds(run_dir, seconds):
   path = os.path.join(run_dir, run_files.SUMMARY_JSON)
   summary = results.read_json(path)

@@ -16,6 +16,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
 import pytest
 
+from svp_jax import methods
 from svp_jax import selection
 from svp_jax import sharding
 
@@ -431,3 +432,33 @@ def test_sharded_in_subprocess():
       [sys.executable, '-m', 'pytest', '-q', '-k', 'sharded', __file__],
       env=env, capture_output=True, text=True, check=False, timeout=600)
   assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+
+
+def test_forgetting_ties_are_broken_by_the_runs_key():
+  # Forgetting counts: a few classes of many equal scores. The subset's
+  # boundary falls inside the class of 1s; which of them are kept must come
+  # from the key (the run's seed), not from their pool indices.
+  counts = np.repeat(np.float32([3, 2, 1, 0]), [5, 10, 200, 85])
+  labeled = np.zeros(300, bool)
+  labeled[7] = True
+  pick = methods.get('forgetting_events').pick
+  picks = {seed: np.asarray(pick(counts, labeled, 40, jax.random.key(seed),
+                                 None)) for seed in range(3)}
+  for picked in picks.values():
+    assert len(set(picked.tolist())) == 40 and 7 not in picked
+    # Every higher count is kept first, in descending order.
+    assert set(picked[:14].tolist()) == set(range(15)) - {7}
+    assert (counts[picked[14:]] == 1).all()
+  ties = [frozenset(p[14:].tolist()) for p in picks.values()]
+  assert len(set(ties)) == 3  # Different seeds, different tie breaks.
+  assert ties[0] != frozenset(range(15, 41))  # Not the lowest indices.
+  np.testing.assert_array_equal(  # The same seed, the same picks.
+      np.asarray(pick(counts, labeled, 40, jax.random.key(0), None)),
+      picks[0])
+
+
+def test_top_k_without_a_tie_key_still_takes_the_lowest_index():
+  scores = np.float32([1, 2, 2, 2, 0])
+  np.testing.assert_array_equal(
+      np.asarray(selection.select_top_k(scores, np.zeros(5, bool), 3)),
+      [1, 2, 3])

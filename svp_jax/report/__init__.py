@@ -13,8 +13,9 @@ proxy.csv, selection.csv, target.csv and, with
                       size, the data-selection speed-up over the baseline and
                       the target's top-1 error (mean +- std over runs)
   curves.png          target error against the labeled fraction of the pool
-  time_breakdown.png  selector training / scoring / ranking / target training
-                      seconds of every run
+  time_breakdown.png  selector training / scoring / ranking / compiling /
+                      target training seconds of every run (a baseline's
+                      target reused as its next selector counted once)
   agreement.md/.csv   proxy-target agreement per round (Spearman, Pearson,
                       top-k overlap over the unlabeled points)
   report.md           an index of the above and the runs read, each marked
