@@ -4,7 +4,10 @@ Tests compare against 1 device by building a mesh over jax.devices()[:1].
 This must run before JAX initialises its backend, hence here.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 from svp_jax import sharding  # Imports JAX without initialising a backend.
 
@@ -12,6 +15,15 @@ if '--xla_force_host_platform_device_count' not in os.environ.get(
     'XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' ' +
                              sharding.simulated_cpu_devices_flags(8))
+
+# main.py runs started by tests share one persistent compilation cache of
+# their own (svp_jax.compilation_cache), deleted at the end, never the
+# user's: tests kill some runs, and an entry cut short by a kill would stay
+# in the user's folder.
+if 'SVP_JAX_COMPILATION_CACHE' not in os.environ:
+  _CACHE = tempfile.mkdtemp(prefix='svp_jax_test_compilation_cache_')
+  os.environ['SVP_JAX_COMPILATION_CACHE'] = _CACHE
+  atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pytest
 
@@ -40,8 +41,8 @@ def tiny_active_args(data_dir, method='kcenters'):
 
 
 def test_processes_select_what_one_process_selects(tmp_path):
-  """Same pool scores, features and selections on every process, equal to
-  a single process's (8 devices here) bit for bit."""
+  """Same pool scores, features and selections on every process, bit for
+  bit, and the selections of a single process over as many devices (4)."""
   port = multiprocess.free_port()
   worker = os.path.join(multiprocess.REPO, 'tests',
                         'multihost_selection_worker.py')
@@ -51,12 +52,21 @@ def test_processes_select_what_one_process_selects(tmp_path):
       str(tmp_path))
   codes = multiprocess.wait(processes, TIMEOUT)
   assert codes == [0, 0], multiprocess.log(str(tmp_path), 0)[-3000:]
-  expected = multihost_selection_worker.compute(sharding.make_mesh())
-  for process in range(2):
-    got = np.load(tmp_path / f'process_{process}.npz')
-    for name, value in expected.items():
-      np.testing.assert_array_equal(got[name], value,
-                                    err_msg=f'process {process}: {name}')
+  got = [np.load(tmp_path / f'process_{process}.npz') for process in range(2)]
+  for name in got[0].files:
+    np.testing.assert_array_equal(got[1][name], got[0][name],
+                                  err_msg=f'processes differ: {name}')
+  # A single process over as many devices selects the same points. Its
+  # floats may differ by an ulp: on some CPUs (this AMD EPYC) XLA:CPU
+  # compiles the multi-process program's convolutions differently.
+  expected = multihost_selection_worker.compute(
+      sharding.make_mesh(jax.devices()[:4]))
+  for name in ('top_k', 'kcenters'):
+    np.testing.assert_array_equal(got[0][name], expected[name],
+                                  err_msg=name)
+  for name in ('scores', 'features'):
+    np.testing.assert_allclose(got[0][name], expected[name], rtol=1e-6,
+                               atol=1e-7, err_msg=name)
 
 
 @pytest.fixture(scope='module')
