@@ -114,12 +114,18 @@ def test_padded_batches_cover_each_example_once(n, batch):
   assert sorted(seen) == list(range(n))
 
 
-def test_evaluate_counts_every_example_once():
-  images, labels = random_images(21, seed=5)
+def fresh_preact8(images, key=0):
+  """(mesh, model, freshly initialised state) for `images`."""
   mesh = sharding.make_mesh()
   model = models.create_model('preact8', 10)
-  state = train.init_state(jax.random.key(0), model, images.shape[1:], CFG,
+  state = train.init_state(jax.random.key(key), model, images.shape[1:], CFG,
                            mesh)
+  return mesh, model, state
+
+
+def test_evaluate_counts_every_example_once():
+  images, labels = random_images(21, seed=5)
+  mesh, model, state = fresh_preact8(images)
   metrics = train.evaluate(state, model, CFG, images, labels, 8, mesh)
   logits, _ = train.predict_step(state, jnp.asarray(images), model=model,
                                  cfg=CFG)
@@ -229,11 +235,8 @@ def test_a_models_own_hooks_drive_the_loop():
 
 
 def test_scoring_the_unlabeled_only_gives_their_scores_and_the_same_picks():
-  images, labels = random_images(70, seed=5)
-  mesh = sharding.make_mesh()
-  model = models.create_model('preact8', 10)
-  state = train.init_state(jax.random.key(2), model, images.shape[1:], CFG,
-                           mesh)
+  images, _ = random_images(70, seed=5)
+  mesh, model, state = fresh_preact8(images, key=2)
   measure = selection.UNCERTAINTY_MEASURES['least_confidence']
   whole = scoring.pool_uncertainty(state, model, CFG, images,
                                    measure=measure, batch_size=16, mesh=mesh)
