@@ -190,17 +190,16 @@ def method_scores(job: Job, learner: Learner, method: methods.SelectionMethod,
     return scoring.pool_features(
         trained.state, learner.model, learner.cfg, images,
         batch_size=learner.eval_batch_size, mesh=job.mesh)
-  if labeled is None:
-    return scoring.pool_uncertainty(
-        trained.state, learner.model, learner.cfg, images,
-        measure=method.uncertainty, batch_size=learner.eval_batch_size,
-        mesh=job.mesh)
-  unlabeled = np.flatnonzero(~np.asarray(labeled, bool))
-  scores = np.full(len(labeled), np.nan, np.float32)
-  scores[unlabeled] = scoring.pool_uncertainty(
+  unlabeled = (None if labeled is None
+               else np.flatnonzero(~np.asarray(labeled, bool)))
+  scored = scoring.pool_uncertainty(
       trained.state, learner.model, learner.cfg, images,
       measure=method.uncertainty, batch_size=learner.eval_batch_size,
       mesh=job.mesh, indices=unlabeled)
+  if unlabeled is None:
+    return scored
+  scores = np.full(len(labeled), np.nan, np.float32)
+  scores[unlabeled] = scored
   return scores
 
 
