@@ -129,9 +129,9 @@ def _root_key(state: RoundState) -> jax.Array:
 
 def _fit(exp: Experiment, role: str, indices: np.ndarray, state: RoundState,
          why: str = '', **kwargs) -> experiment.Fit:
-  """Trains the selector or target (`role`) on `indices`, keyed by size."""
+  """Trains the selector or target (`role`) on `indices`."""
   return experiment.fit(exp.job, exp.job.learners[role], indices,
-                        experiment.train_key(state.key, len(indices)),
+                        experiment.train_key(state.key, role, len(indices)),
                         f'{role} {why}'.strip(), **kwargs)
 
 

@@ -54,7 +54,7 @@ def train_proxy(job: experiment.Job, key_data: np.ndarray,
   """Trains and tests the selector on the whole pool."""
   return experiment.fit(
       job, job.selector, np.arange(job.pool_size),
-      experiment.train_key(key_data, job.pool_size), 'proxy',
+      experiment.train_key(key_data, 'selector', job.pool_size), 'proxy',
       track_forgetting=track_forgetting)
 
 
@@ -62,7 +62,7 @@ def train_target(job: experiment.Job, indices: np.ndarray,
                  key_data: np.ndarray) -> experiment.Fit:
   """Trains and tests the target on `indices`, keyed by their number."""
   return experiment.fit(job, job.target, indices,
-                        experiment.train_key(key_data, len(indices)),
+                        experiment.train_key(key_data, 'target', len(indices)),
                         'target')
 
 

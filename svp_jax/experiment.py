@@ -39,12 +39,17 @@ from svp_jax import train
 from svp_jax import validation
 
 # Purposes folded into a run's root key. Active learning: the initial draw
-# and each round's random picks fold the round, then SELECT; every training
-# folds TRAIN, then the size of its labeled set. Core-set: the k-centers
-# seeds fold CORESET_SEEDS and random subsets CORESET_RANDOM, fixed, so that
-# a method's draws do not depend on which other methods run with it.
-INITIAL, TRAIN, SELECT = 0, 1, 2
+# and each round's random picks fold the round, then SELECT; a target's
+# training folds TRAIN and a selector's SELECTOR_TRAIN, then the size of its
+# labeled set. Core-set: the k-centers seeds fold CORESET_SEEDS and random
+# subsets CORESET_RANDOM, fixed, so that a method's draws do not depend on
+# which other methods run with it.
+INITIAL, TRAIN, SELECT, SELECTOR_TRAIN = 0, 1, 2, 3
 CORESET_SEEDS, CORESET_RANDOM = 0, 1
+# Each role's training stream. The target keeps TRAIN, the stream every
+# training used before issue 21, so target-only runs (random selection) are
+# unchanged; selectors got their own stream then.
+TRAINING_STREAMS = {'target': TRAIN, 'selector': SELECTOR_TRAIN}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -212,11 +217,19 @@ def root_key_data(seed: int) -> np.ndarray:
   return np.asarray(jax.random.key_data(jax.random.key(seed)), np.uint32)
 
 
-def train_key(key_data: np.ndarray, size: int) -> jax.Array:
-  # Keyed by labeled-set size only, so selector and target runs of the same
-  # model on the same labels are the same run (what baseline reuse relies on).
+def train_key(key_data: np.ndarray, role: str, size: int) -> jax.Array:
+  """The key of a `role` ('selector' or 'target') training on `size` labels.
+
+  Selector and target trainings draw independent initialisations, batch
+  orders and augmentations, as the reference's separate runs did; sharing
+  them made a proxy of the target's architecture repeat the target's first
+  epochs and inflated their agreement (docs/from_pytorch.md). The baseline,
+  where the target selects for itself, reuses the target's training itself,
+  not its key.
+  """
   return jax.random.fold_in(
-      jax.random.fold_in(jax.random.wrap_key_data(key_data), TRAIN), size)
+      jax.random.fold_in(jax.random.wrap_key_data(key_data),
+                         TRAINING_STREAMS[role]), size)
 
 
 # ----------------------------------------------------------------------------

@@ -145,6 +145,45 @@ def test_a_round_like_the_last_compiles_nothing(fashion_mnist_dir, tmp_path,
           'selector_train_seconds', 'scoring_seconds', 'ranking_seconds')))
 
 
+def _key_tuple(key):
+  return tuple(np.asarray(jax.random.key_data(key)).ravel().tolist())
+
+
+def test_training_keys_differ_by_role_and_size():
+  root = experiment.root_key_data(0)
+  keys = [_key_tuple(experiment.train_key(root, role, size))
+          for role in ('selector', 'target') for size in (1, 2, 3, 50, 60_000)]
+  assert len(set(keys)) == len(keys)
+
+
+@pytest.mark.slow
+def test_selector_and_target_never_share_a_training_key(
+    fashion_mnist_dir, tmp_path, monkeypatch):
+  # The target's model trained for fewer epochs selects (as the fewer-epochs
+  # proxy does), and a target trained on the same labels scores for the
+  # agreement: both meet selector and target trainings on equal labels.
+  config = tiny_config(fashion_mnist_dir, compare_with_target=True)
+  config.target.train.lr_schedule = ((2, 0.05),)
+  fits = []
+  real_fit = experiment.fit
+
+  def recording(job, learner, indices, key, why, **kwargs):
+    fits.append((why.split()[0], len(indices), _key_tuple(key)))
+    return real_fit(job, learner, indices, key, why, **kwargs)
+
+  monkeypatch.setattr(experiment, 'fit', recording)
+  active.run(config, str(tmp_path))
+  # The target trained on 100 labels (end of round 1) scores for round 2's
+  # agreement: reused, not trained again.
+  assert sorted((role, n) for role, n, _ in fits) == [
+      ('selector', 50), ('selector', 100), ('target', 50), ('target', 100),
+      ('target', 200)]
+  selector_keys = {key for role, _, key in fits if role == 'selector'}
+  target_keys = {key for role, _, key in fits if role == 'target'}
+  assert len(selector_keys) == 2 and len(target_keys) == 3
+  assert not selector_keys & target_keys
+
+
 class _Killed(Exception):
   """Stands in for a kill between rounds (after a round's checkpoint)."""
 
