@@ -224,6 +224,7 @@ def run_round(exp: Experiment, state: RoundState
       'round': state.round, 'labeled': size,
       'selector_train_seconds': selector_row['train_time'] if selector_row
                                 else 0.0,
+      'encoding_seconds': selector_encoding_seconds(exp, state.round),
       'scoring_seconds': measured['scoring_seconds'],
       'ranking_seconds': measured['ranking_seconds'],
       # The selector's training compile and this selection's (rows of runs
@@ -249,6 +250,19 @@ def run_round(exp: Experiment, state: RoundState
           RoundOutput(record, measured['agreement']))
 
 
+def selector_encoding_seconds(exp: Experiment, round_index: int) -> float:
+  """The selector's pool encoding (text), charged once, to round 1.
+
+  Round 1 is the first selection that reads it (round 0 is random). The run
+  encodes once, where the reference re-read and re-encoded its text in every
+  timed selection (BUILD.md, "Text datasets"); a resumed process encodes
+  again, uncharged, as it compiles again.
+  """
+  if round_index != 1 or not exp.method.trains_selector:
+    return 0.0
+  return exp.job.selector.pool_encoding_seconds
+
+
 def keeps_target(exp: Experiment, next_round: int) -> bool:
   """Whether round `next_round` may reuse the target trained just before."""
   return (next_round < len(exp.schedule)
@@ -257,10 +271,11 @@ def keeps_target(exp: Experiment, next_round: int) -> bool:
 
 def log_round(record: dict[str, Any]):
   logging.info(
-      'round %d done: %d labeled; selector train %.1f s, scoring %.1f s, '
-      'ranking %.2f s, compiling %.1f s, target train %.1f s',
+      'round %d done: %d labeled; selector train %.1f s, encoding %.1f s, '
+      'scoring %.1f s, ranking %.2f s, compiling %.1f s, target train %.1f s',
       record['round'], record['labeled'], record['selector_train_seconds'],
-      record['scoring_seconds'], record['ranking_seconds'],
+      record.get('encoding_seconds', 0.0), record['scoring_seconds'],
+      record['ranking_seconds'],
       record.get('compile_seconds', 0.0), record['target_train_seconds'])
 
 

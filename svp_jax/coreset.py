@@ -83,6 +83,10 @@ def rank(job: experiment.Job, method: methods.SelectionMethod,
   keep, ranking = timing.timed(_pick_subset, job, method, scores,
                                subset_size, num_seeds, key)
   return keep, {'proxy': proxy.row if method.trains_selector else None,
+                # The proxy's pool encoding (text), part of every selection
+                # that reads the proxy, as its training is.
+                'encoding_time': job.selector.pool_encoding_seconds
+                                 if method.trains_selector else 0.0,
                 'inference_time': scoring.run_seconds,
                 'ranking_time': ranking.run_seconds,
                 'compile_time': scoring.compile_seconds
@@ -193,6 +197,8 @@ def summary_row(method: str, names: tuple[str | None, str], pool_size: int,
       'target': names[1], 'pool_size': pool_size, 'subset_size': subset_size,
       'proxy_train_seconds': proxy.get('train_time', 0.0),
       'proxy_test_accuracy': proxy.get('test_accuracy'),
+      # selection.json of runs written before issue 21 has no encoding_time.
+      'encoding_seconds': record.get('encoding_time', 0.0),
       'scoring_seconds': record['inference_time'],
       'ranking_seconds': record['ranking_time'],
       # The proxy's training compile and this method's (selection.json of

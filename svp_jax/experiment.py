@@ -69,6 +69,10 @@ class Learner:
   pool_inputs: Any = None
   test_inputs: Any = None
   pool_eval_inputs: Any = None
+  # Seconds this process took to encode the pool for this model (text; 0 for
+  # images). A selector's counts in the data-selection runtime: the
+  # reference re-encoded its text inside its timed selection.
+  pool_encoding_seconds: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -123,17 +127,19 @@ def load_job(config: ml_collections.ConfigDict, workdir: str,
   roles = tuple(sections)
   models = [sections[role].model for role in roles]
   # Models that read the same encoding share one (svp_jax.inputs).
-  encoded = zip(inputs.encode_each(models, info, pool[0]),
+  encoded = zip(inputs.encode_each_timed(models, info, pool[0]),
                 inputs.encode_each(models, info, test[0]))
   learners = {role: make_learner(sections[role], info, pool_inputs,
-                                 test_inputs)
-              for role, (pool_inputs, test_inputs) in zip(roles, encoded)}
+                                 test_inputs, pool_seconds)
+              for role, ((pool_inputs, pool_seconds), test_inputs)
+              in zip(roles, encoded)}
   return Job(info=info, pool=pool, test=test, learners=learners,
              mesh=sharding.make_mesh(), workdir=workdir)
 
 
 def make_learner(section, info: data.DatasetInfo, pool_inputs: Any,
-                 test_inputs: Any) -> Learner:
+                 test_inputs: Any, pool_encoding_seconds: float = 0.0
+                 ) -> Learner:
   """The learner of `section`; inputs as `inputs.encode` makes them."""
   tc = section.train
   return Learner(
@@ -143,7 +149,8 @@ def make_learner(section, info: data.DatasetInfo, pool_inputs: Any,
       batch_size=tc.batch_size, eval_batch_size=tc.eval_batch_size,
       lr_schedule=tuple((int(e), float(lr)) for e, lr in tc.lr_schedule),
       pool_inputs=inputs.training_view(pool_inputs, info, tc.augment),
-      test_inputs=test_inputs, pool_eval_inputs=pool_inputs)
+      test_inputs=test_inputs, pool_eval_inputs=pool_inputs,
+      pool_encoding_seconds=pool_encoding_seconds)
 
 
 # ----------------------------------------------------------------------------

@@ -49,23 +49,27 @@ MODEL_COLUMNS = ('nexamples', 'train_accuracy', 'dev_accuracy',
 SELECTION_COLUMNS = ('nexamples', 'current_nexamples', 'new_nexamples',
                      'total_time', 'inference_time', 'ranking_time',
                      'compile_time')
-# An active run's summary table, one row per round (summary.json 'rounds').
-# selection_seconds = selector_train + scoring + ranking + compile seconds:
-# compile_seconds is the compiling of the selector's training, scoring and
-# ranking, which the three other parts leave out.
-ROUND_COLUMNS = ('round', 'labeled', 'selector_accuracy', 'selection_seconds',
-                 'selector_train_seconds', 'scoring_seconds',
-                 'ranking_seconds', 'compile_seconds', 'target_accuracy',
-                 'target_train_seconds')
+# The parts of an active round's data-selection seconds (the paper's data
+# selection runtime, summed over rounds): the selector's training, encoding
+# the pool for the selector (text; once per run, in round 1), scoring the
+# pool, ranking it, and the compiling of training, scoring and ranking,
+# which the other parts leave out.
+SELECTION_PARTS = ('selector_train_seconds', 'encoding_seconds',
+                   'scoring_seconds', 'ranking_seconds', 'compile_seconds')
+# An active run's summary table, one row per round (summary.json 'rounds');
+# selection_seconds is the sum of SELECTION_PARTS.
+ROUND_COLUMNS = ('round', 'labeled', 'selector_accuracy',
+                 'selection_seconds') + SELECTION_PARTS + (
+                     'target_accuracy', 'target_train_seconds')
 # A core-set run's summary, one row per method (summary.json 'methods').
 CORESET_SUMMARY_COLUMNS = (
     'method', 'proxy', 'target', 'pool_size', 'subset_size',
-    'proxy_train_seconds', 'proxy_test_accuracy', 'scoring_seconds',
-    'ranking_seconds', 'compile_seconds', 'target_train_seconds',
-    'target_test_accuracy')
+    'proxy_train_seconds', 'proxy_test_accuracy', 'encoding_seconds',
+    'scoring_seconds', 'ranking_seconds', 'compile_seconds',
+    'target_train_seconds', 'target_test_accuracy')
 # Columns (and summary keys) added after runs were first written: readers
 # take a file without them (as 0 seconds), so older runs still report.
-ADDED_COLUMNS = ('compile_time', 'compile_seconds')
+ADDED_COLUMNS = ('compile_time', 'compile_seconds', 'encoding_seconds')
 
 # Index files of svp_jax runs and of the reference's run directories, as
 # training on precomputed selections finds them.
@@ -144,17 +148,14 @@ def selection_row(nexamples: int, current: int, scoring_seconds: float,
 
 def round_row(record: dict[str, Any]) -> dict[str, Any]:
   """The summary table's row (ROUND_COLUMNS) for one active round record."""
+  # Records of runs written before a part existed lack it: 0 seconds.
+  parts = {part: record.get(part, 0.0) if part in ADDED_COLUMNS
+           else record[part] for part in SELECTION_PARTS}
   return {
       'round': record['round'], 'labeled': record['labeled'],
       'selector_accuracy': (record['selector'] or {}).get('test_accuracy', ''),
-      'selection_seconds': record['selector_train_seconds']
-                           + record['scoring_seconds']
-                           + record['ranking_seconds']
-                           + record.get('compile_seconds', 0.0),
-      'selector_train_seconds': record['selector_train_seconds'],
-      'scoring_seconds': record['scoring_seconds'],
-      'ranking_seconds': record['ranking_seconds'],
-      'compile_seconds': record.get('compile_seconds', 0.0),
+      'selection_seconds': sum(parts.values()),
+      **parts,
       'target_accuracy': (record['target'] or {}).get('test_accuracy', ''),
       'target_train_seconds': record['target_train_seconds'],
   }

@@ -87,6 +87,7 @@ def test_run_writes_reference_files(fashion_mnist_dir, tmp_path, method):
   summary = active.run(config, str(tmp_path))
   assert summary['complete'] and summary['rounds_completed'] == 3
   assert [r['labeled'] for r in summary['rounds']] == [50, 100, 200]
+  assert [r['encoding_seconds'] for r in summary['rounds']] == [0.0] * 3
   proxy = read_csv(tmp_path / 'proxy.csv')
   assert list(proxy[0]) == list(run_files.MODEL_COLUMNS)
   assert [int(r['nexamples']) for r in proxy] == [50, 100]

@@ -238,10 +238,11 @@ def test_figures_are_png_files(runs, tmp_path):
 
 def test_time_breakdown_sums_rounds(runs):
   run = report.load_run(runs['baseline_1'])
-  # Written before compile seconds were recorded: they read as 0.
+  # Written before compile and encoding seconds were recorded: they read
+  # as 0.
   assert report.time_breakdown(run) == {
-      'selector_train_seconds': 360.0, 'scoring_seconds': 37.0,
-      'ranking_seconds': 3.0, 'compile_seconds': 0.0,
+      'selector_train_seconds': 360.0, 'encoding_seconds': 0.0,
+      'scoring_seconds': 37.0, 'ranking_seconds': 3.0, 'compile_seconds': 0.0,
       'target_train_seconds': 100.0}
   partial = report.load_run(runs['proxy_2'])
   assert report.time_breakdown(partial)['target_train_seconds'] == 50.0
@@ -254,8 +255,8 @@ def test_time_breakdown_counts_a_reused_target_once(tmp_path):
             (TARGET_TRAIN_SECONDS, 19, 1, 0.90)]
   baseline = report.load_run(make_run(tmp_path / 'b', rounds, 'baseline'))
   assert report.time_breakdown(baseline) == {
-      'selector_train_seconds': 140.0, 'scoring_seconds': 27.0,
-      'ranking_seconds': 3.0, 'compile_seconds': 0.0,
+      'selector_train_seconds': 140.0, 'encoding_seconds': 0.0,
+      'scoring_seconds': 27.0, 'ranking_seconds': 3.0, 'compile_seconds': 0.0,
       'target_train_seconds': TARGET_TRAIN_SECONDS}
   # A proxy whose selector happens to take as long is two trainings.
   proxy = report.load_run(make_run(tmp_path / 'p', rounds))
@@ -672,11 +673,11 @@ def test_coreset_markdown_csv_and_index(coreset_runs, tmp_path):
       'coreset.csv', 'coreset.md', 'report.md']
   text = (out / 'coreset.md').read_text()
   assert ('| random | 3 (0, 1, 2) | 6,000 (10%) | 82.00 ± 2.00 | 18.00 '
-          '| 0.0 | 1.7 | 0.0 | 60.0 |') in text
+          '| 0.0 | 0.0 | 1.7 | 0.0 | 60.0 |') in text
   assert ('| kcenters | 2 (0, 1; 1 partial) † | 6,000 (10%) | 79.00 (n=1) '
-          '| 21.00 | 100.0 | 36.0 | 0.0 | 60.0 |') in text
+          '| 21.00 | 100.0 | 0.0 | 36.0 | 0.0 | 60.0 |') in text
   assert ('| full data | 2 (0, 1) | 60,000 (100%) | 91.00 ± 1.41 | 9.00 '
-          '| — | — | — | 315.0 |') in text
+          '| — | — | — | — | 315.0 |') in text
   assert '†: includes partial runs' in text
   with open(out / 'coreset.csv', newline='') as f:
     rows = list(csv.DictReader(f))
@@ -697,8 +698,8 @@ def test_a_single_seed_shows_the_mean_only(coreset_runs, tmp_path):
   out = tmp_path / 'out'
   report.write_report([coreset_runs['all_seed0']], str(out))
   text = (out / 'coreset.md').read_text()
-  assert ('| margin | 1 (0) | 6,000 (10%) | 83.00 | 17.00 | 100.0 | 11.0 '
-          '| 0.0 '
+  assert ('| margin | 1 (0) | 6,000 (10%) | 83.00 | 17.00 | 100.0 | 0.0 '
+          '| 11.0 | 0.0 '
           in text)
   assert 'No full-data run among these' in text
 

@@ -20,6 +20,7 @@ from svp_jax import data
 from svp_jax import inputs
 from svp_jax import jobs
 from svp_jax import methods
+from svp_jax import run_files
 from svp_jax import sharding
 from svp_jax import text_models
 from svp_jax import train
@@ -92,6 +93,12 @@ def test_fasttext_baseline_reuses_its_target(text_dirs, tmp_path):
   # labels), so their test accuracies are the same numbers.
   rounds = summary['rounds']
   assert rounds[2]['selector_accuracy'] == rounds[1]['target_accuracy']
+  # Hashing the pool's n-grams for the selector is data selection: charged
+  # once, to the first selection that reads it, and in its seconds.
+  assert [r['encoding_seconds'] > 0 for r in rounds] == [False, True, False]
+  for r in rounds:
+    assert r['selection_seconds'] == pytest.approx(
+        sum(r[part] for part in run_files.SELECTION_PARTS))
 
 
 def test_fasttext_train_job_learns_the_label_words(text_dirs, tmp_path):
@@ -143,6 +150,9 @@ def test_text_models_read_their_own_encoding():
   assert encoded_ngrams.dtype == np.int32
   assert encoded_ngrams.max() < 1000
   assert same_chars is encoded_chars  # Encoded once, shared.
+  timed = inputs.encode_each_timed([chars, ngrams, chars], info, documents)
+  assert [seconds > 0 for _, seconds in timed] == [True, True, True]
+  assert timed[0][1] == timed[2][1]  # One encoding, its seconds to each.
   image_info = data.dataset_info('fashion_mnist')
   images = np.zeros((2, 28, 28, 1), np.uint8)
   assert inputs.encode(chars, image_info, images) is images
@@ -214,6 +224,7 @@ def test_fasttext_keeps_a_core_set_for_vdcnn(text_dirs, tmp_path):
   [row] = coreset.run(config, str(tmp_path))['methods']
   assert (row['proxy'], row['target']) == ('fasttext', 'vdcnn9-maxpool')
   assert (row['pool_size'], row['subset_size']) == (400, 150)
+  assert row['encoding_seconds'] > 0  # The proxy's n-gram hashing.
   kept = np.loadtxt(tmp_path / 'entropy' / 'coreset_150.index', int)
   assert len(np.unique(kept)) == 150
   assert 0.0 <= row['target_test_accuracy'] <= 1.0

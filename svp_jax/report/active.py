@@ -219,8 +219,9 @@ def table1_markdown(groups: Sequence[Group], sizes: Sequence[int],
       + results.markdown_table(table, header) + '\n'
       + text.notes(_table1_notes(groups))
       + '## Data-selection seconds (mean over runs)\n\n'
-      'Selector training + scoring + ranking + their compiling (0 for runs '
-      'written before it was recorded), summed over the rounds up to '
+      'Selector training + text encoding + scoring + ranking + their '
+      'compiling (encoding and compiling 0 for runs written before they '
+      'were recorded), summed over the rounds up to '
       'each size (round 0\'s random pick included). Speed-up = baseline '
       'seconds / row seconds.\n\n'
       + results.markdown_table(seconds, header))

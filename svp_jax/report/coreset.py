@@ -40,12 +40,12 @@ FULL_DATA = 'full data'
 CORESET_CSV_COLUMNS = (
     'method', 'runs', 'seeds', 'partial_runs', 'subset_size',
     'target_accuracy_mean', 'target_accuracy_std', 'target_error_percent',
-    'proxy_train_seconds', 'scoring_ranking_seconds', 'compile_seconds',
-    'target_train_seconds')
+    'proxy_train_seconds', 'encoding_seconds', 'scoring_ranking_seconds',
+    'compile_seconds', 'target_train_seconds')
 CORESET_MD_COLUMNS = ('method', 'runs (seeds)', 'subset size',
                       'target test accuracy (%)', 'target error (%)',
-                      'proxy train s', 'scoring + ranking s', 'compiling s',
-                      'target train s')
+                      'proxy train s', 'encoding s', 'scoring + ranking s',
+                      'compiling s', 'target train s')
 
 
 class _Named:
@@ -123,6 +123,10 @@ def coreset_method_row(method: str,
       **_accuracy_fields([e['target_test_accuracy'] for e in trained]),
       'proxy_train_seconds': stats.mean([e['proxy_train_seconds']
                                          for e in entries]),
+      # The proxy's text encoding (0 for images and for runs written before
+      # it was recorded).
+      'encoding_seconds': stats.mean([e.get('encoding_seconds', 0.0)
+                                      for e in entries]),
       'scoring_ranking_seconds': stats.mean([
           e['scoring_seconds'] + e['ranking_seconds'] for e in entries]),
       # The proxy's and the method's compiling (0 for runs written before
@@ -141,8 +145,8 @@ def full_data_row(runs: Sequence[TrainRun]) -> dict[str, Any]:
       'seeds': ' '.join(str(r.seed) for r in runs), 'partial_runs': 0,
       'subset_size': runs[0].train_examples,
       **_accuracy_fields([r.test_accuracy for r in runs]),
-      'proxy_train_seconds': None, 'scoring_ranking_seconds': None,
-      'compile_seconds': None,
+      'proxy_train_seconds': None, 'encoding_seconds': None,
+      'scoring_ranking_seconds': None, 'compile_seconds': None,
       'target_train_seconds': stats.mean([r.train_seconds for r in runs]),
   }
 
@@ -194,6 +198,7 @@ def coreset_markdown_row(row: Mapping[str, Any], pool: int) -> dict[str, str]:
       row['method'], runs,
       f'{row["subset_size"]:,} ({text.percent(row["subset_size"], pool)})',
       accuracy, error, _seconds_cell(row['proxy_train_seconds']),
+      _seconds_cell(row['encoding_seconds']),
       _seconds_cell(row['scoring_ranking_seconds']),
       _seconds_cell(row['compile_seconds']),
       _seconds_cell(row['target_train_seconds'])]))

@@ -23,8 +23,7 @@ from svp_jax import run_files
 RUN_FILES = (run_files.CONFIG_JSON, run_files.SUMMARY_JSON, run_files.PROXY_CSV,
              run_files.SELECTION_CSV, run_files.TARGET_CSV)
 # Seconds of each phase of a round (summary.json 'rounds', ROUND_COLUMNS).
-TIME_PARTS = ('selector_train_seconds', 'scoring_seconds', 'ranking_seconds',
-              'compile_seconds', 'target_train_seconds')
+TIME_PARTS = run_files.SELECTION_PARTS + ('target_train_seconds',)
 # Parts that runs written before they existed lack (read as 0 seconds).
 OPTIONAL_TIME_PARTS = tuple(p for p in TIME_PARTS
                             if p in run_files.ADDED_COLUMNS)

@@ -9,8 +9,9 @@ Definitions (docs/reference.md, "Active learning"):
 * The baseline of a method is the group whose selector trains exactly as the
   target does (run_files.same_training) with that method.
 * Data-selection seconds of a run at a labeled-set size: selector training +
-  scoring + ranking + their compiling (SELECTION_PARTS; compiling is 0 for
-  runs written before it was recorded), summed over the rounds up to the
+  the selector's text encoding + scoring + ranking + their compiling
+  (SELECTION_PARTS; encoding and compiling are 0 for runs written before
+  they were recorded), summed over the rounds up to the
   one that reaches that size (round 0's random pick included), from
   summary.json's rounds.
 * Speed-up of a group at a size = the baseline's mean seconds over its runs
@@ -34,8 +35,7 @@ from svp_jax.report import stats
 BASELINE, PROXY, RANDOM = 'baseline', 'proxy', 'random'
 _KIND_ORDER = {BASELINE: 0, PROXY: 1, RANDOM: 2}
 # A round's data-selection seconds: every part but the target's training.
-SELECTION_PARTS = ('selector_train_seconds', 'scoring_seconds',
-                   'ranking_seconds', 'compile_seconds')
+SELECTION_PARTS = run_files.SELECTION_PARTS
 
 
 @dataclasses.dataclass(frozen=True)
