@@ -16,6 +16,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from svp_jax import command_line
 from svp_jax import compilation_cache
 from svp_jax import data
 from svp_jax import distributed
@@ -74,6 +75,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  command_line.check_config(_CONFIG.value, sys.argv)
   try:
     # Before JAX starts its threads (host memory).
     runtime.configure(_CPU_CONV.value, _RETAIN_HOST_MEMORY.value)
@@ -102,4 +104,4 @@ def main(argv):
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['config'])
-  app.run(main)
+  app.run(main, flags_parser=command_line.parse_flags)

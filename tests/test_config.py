@@ -123,14 +123,46 @@ def run_main(*flags):
       capture_output=True, text=True, timeout=300, cwd=REPO)
 
 
-def test_main_rejects_misspelt_and_mistyped_overrides(tmp_path):
-  config = '--config=configs/fashion_mnist_resnet20.py:quick'
-  result = run_main(config, f'--workdir={tmp_path}', '--config.train.batch_sise=3')
-  assert result.returncode != 0 and 'batch_sise' in result.stderr
-  result = run_main(config, f'--workdir={tmp_path}',
-                    '--config.train.batch_size=many')
-  assert result.returncode != 0 and 'batch_size' in result.stderr
-  assert not os.listdir(tmp_path)
+_FMNIST = '--config=configs/fashion_mnist_resnet20.py:quick'
+_ACTIVE = '--config=configs/fashion_mnist_svp.py:quick'
+
+
+@pytest.mark.parametrize('flags,status,expected', [
+    (('--config=configs/nope.py',), 2,
+     "--config=configs/nope.py: no config file 'configs/nope.py'"),
+    ((_FMNIST, '--config.train.batch_sise=3'), 2,
+     "--config.train.batch_sise=3: configs/fashion_mnist_resnet20.py has no "
+     "key 'train.batch_sise' (did you mean 'batch_size'?)"),
+    ((_FMNIST, '--config.colour=red'), 2,
+     "--config.colour=red: configs/fashion_mnist_resnet20.py has no key "
+     "'colour'"),
+    ((_FMNIST, '--config.train.batch_size=many'), 2,
+     "--config.train.batch_size=many: invalid literal for int() with base 10: "
+     "'many'"),
+    (('--config=configs/fashion_mnist_svp.py:bogus',), 2,
+     "--config=configs/fashion_mnist_svp.py:bogus: ValueError: config "
+     "argument 'bogus': 'bogus' is not a known name"),
+    (('--config=CONFIG_FILE',), 2, 'does not load: invalid syntax at '),
+    ((_FMNIST, '--colour=red'), 2, 'unknown flag --colour'),
+    ((_FMNIST, '--config.mode=finetune'), 1,
+     "config.mode='finetune' is not allowed: expected one of"),
+    ((_ACTIVE, '--config.selection.rounds=(0.9, 0.9)'), 1,
+     'add up to 5600 examples, more than the pool of 3000'),
+])
+def test_bad_command_lines_are_one_error_line(tmp_path, flags, status,
+                                              expected):
+  broken = tmp_path / 'broken.py'
+  broken.write_text('def get_config(:\n')
+  flags = [f.replace('CONFIG_FILE', str(broken)) for f in flags]
+  workdir = tmp_path / 'w'
+  result = run_main(*flags, f'--workdir={workdir}')
+  assert result.returncode == status, result.stderr
+  assert 'Traceback' not in result.stderr
+  errors = [line for line in result.stderr.splitlines()
+            if line.startswith('error: ')]
+  assert len(errors) == 1 and expected in errors[0], result.stderr
+  assert result.stderr.strip().splitlines()[-1] == errors[0]
+  assert not workdir.exists()
 
 
 def test_main_fails_fast_on_missing_data(tmp_path):
