@@ -21,6 +21,7 @@ from svp_jax import compilation_cache
 from svp_jax import data
 from svp_jax import distributed
 from svp_jax import jobs
+from svp_jax import preemption
 from svp_jax import runtime
 from svp_jax import validation
 
@@ -100,6 +101,10 @@ def main(argv):
     sys.exit(f'error: {e}')
   except runtime.BuildError as e:  # --cpu_conv=onednn where it can't build.
     sys.exit(f'error: --cpu_conv=onednn: {str(e).splitlines()[0]}')
+  except preemption.Preempted as e:  # SIGTERM or SIGINT, after saving.
+    print(f'stopped: {e}. Resume with the same command: '
+          f'{" ".join(sys.argv)}', file=sys.stderr)
+    sys.exit(preemption.PREEMPTED_STATUS)
 
 
 if __name__ == '__main__':

@@ -95,6 +95,11 @@ def _job_config(mode, dataset, selector, target):
   config.data = data_config(dataset)
   config.selector = selector
   config.target = target
+  # Trainings save their progress inside a round (svp_jax.preemption): every
+  # `minutes` of training and every `epochs` epochs (0: never by that
+  # measure), at a stop request and when done. Not part of the experiment:
+  # a run may be resumed with other values.
+  config.checkpoint = ml_collections.ConfigDict(dict(minutes=10.0, epochs=0))
   return config
 
 

@@ -36,6 +36,7 @@ import orbax.checkpoint as ocp
 
 from svp_jax import experiment
 from svp_jax import methods
+from svp_jax import preemption
 from svp_jax import results
 from svp_jax import run_files
 from svp_jax import timing
@@ -81,6 +82,8 @@ class Experiment:
   # Also score the pool with a target trained on the same labels and save
   # both score vectors (agreement/round_<r>.npz) for the report.
   compare_with_target: bool = False
+  # When trainings save their progress inside a round (config.checkpoint).
+  checkpoint_policy: preemption.Policy = preemption.Policy()
 
 
 # ----------------------------------------------------------------------------
@@ -129,10 +132,31 @@ def _root_key(state: RoundState) -> jax.Array:
 
 def _fit(exp: Experiment, role: str, indices: np.ndarray, state: RoundState,
          why: str = '', **kwargs) -> experiment.Fit:
-  """Trains the selector or target (`role`) on `indices`."""
-  return experiment.fit(exp.job, exp.job.learners[role], indices,
-                        experiment.train_key(state.key, role, len(indices)),
-                        f'{role} {why}'.strip(), **kwargs)
+  """Trains the selector or target (`role`) on `indices`.
+
+  Its progress is saved in the round's training checkpoints, under the role
+  and the labeled-set size: the key is theirs too, so a target trained for
+  the agreement and one trained for the round are the same training.
+  """
+  preemption.raise_if_stop_requested(
+      f'before training the {role} on {len(indices)} labels')
+  label = f'{role} {why}'.strip()
+  checkpoints = preemption.TrainingCheckpoints(
+      os.path.join(round_checkpoints_dir(exp.job.workdir),
+                   f'{role}_{len(indices)}'),
+      exp.checkpoint_policy,
+      f'{label} {exp.job.learners[role].name} n={len(indices)}')
+  try:
+    return experiment.fit(exp.job, exp.job.learners[role], indices,
+                          experiment.train_key(state.key, role, len(indices)),
+                          label, checkpoints=checkpoints, **kwargs)
+  finally:
+    checkpoints.close()
+
+
+def round_checkpoints_dir(workdir: str) -> str:
+  """The trainings of the round in progress (removed once it is done)."""
+  return os.path.join(workdir, run_files.ROUND_CHECKPOINTS)
 
 
 def _reusable_target(state: RoundState, size: int) -> experiment.Fit | None:
@@ -182,6 +206,7 @@ def select(exp: Experiment, state: RoundState, k: int
   if method.trains_selector:
     indices = np.flatnonzero(state.labeled)
     trained = selector_fit(exp, state, indices)
+    preemption.raise_if_stop_requested('before scoring the pool')
     scores, scoring = timing.timed(
         experiment.method_scores, exp.job, exp.job.selector, method,
         trained, state.labeled)
@@ -408,7 +433,8 @@ def make_experiment(config: ml_collections.ConfigDict,
       same_models=(run_files.same_training(config.selector, config.target)
                    and method.needs in (methods.UNCERTAINTY,
                                         methods.FEATURES)),
-      compare_with_target=config.selection.compare_with_target)
+      compare_with_target=config.selection.compare_with_target,
+      checkpoint_policy=preemption.Policy.from_config(config))
 
 
 def initial_state(config: ml_collections.ConfigDict,
@@ -435,11 +461,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                config.data.name, exp.job.pool_size, len(exp.job.test[1]),
                list(exp.schedule), exp.job.selector.name,
                exp.job.target.name, exp.method.name, exp.job.mesh.size)
-  while state.round < len(exp.schedule):
-    state, output = run_round(exp, state)
-    write_round_files(workdir, state, output)
-    save(manager, state)
-    write_tables(exp, state)
+  with preemption.handle_stop_signals():
+    while state.round < len(exp.schedule):
+      preemption.raise_if_stop_requested(f'before round {state.round}')
+      state, output = run_round(exp, state)
+      write_round_files(workdir, state, output)
+      save(manager, state)
+      # The round is complete on disk: its trainings need no resuming.
+      preemption.remove(round_checkpoints_dir(workdir))
+      write_tables(exp, state)
   summary = write_tables(exp, state)
   manager.close()
   logging.info('Finished in %.0f s (this process). Rounds:\n%s',

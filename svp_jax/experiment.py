@@ -30,6 +30,7 @@ import numpy as np
 from svp_jax import data
 from svp_jax import inputs
 from svp_jax import methods
+from svp_jax import preemption
 from svp_jax import results
 from svp_jax import run_files
 from svp_jax import scoring
@@ -158,14 +159,24 @@ def make_learner(section, info: data.DatasetInfo, pool_inputs: Any,
 
 
 def fit(job: Job, learner: Learner, indices: np.ndarray, key: jax.Array,
-        role: str, *, track_forgetting: bool = False) -> Fit:
-  """Trains `learner` from scratch on pool `indices`, then tests it."""
+        role: str, *, track_forgetting: bool = False,
+        checkpoints: preemption.TrainingCheckpoints | None = None) -> Fit:
+  """Trains `learner` from scratch on pool `indices`, then tests it.
+
+  With `checkpoints`, a training saved there resumes where it stopped; its
+  train_time then adds the wall seconds trained before the resume, and
+  leaves out the seconds spent saving.
+  """
   result, training = timing.timed(
       train.train_model, key, learner.model, learner.cfg, learner.pool_inputs,
       job.pool[1], indices, batch_size=learner.batch_size,
       lr_schedule=learner.lr_schedule, mesh=job.mesh,
       log_prefix=f'{role} {learner.name} n={len(indices)}',
-      track_forgetting=track_forgetting)
+      track_forgetting=track_forgetting, checkpoints=checkpoints)
+  # Saving progress is the run's insurance, not the training's arithmetic;
+  # a resumed training adds what it trained before.
+  train_seconds = training.run_seconds + result.resumed_seconds - (
+      checkpoints.save_seconds if checkpoints is not None else 0.0)
   test, testing = timing.timed(
       train.evaluate, result.state, learner.model, learner.cfg,
       learner.test_inputs, job.test[1], learner.eval_batch_size, job.mesh)
@@ -173,7 +184,8 @@ def fit(job: Job, learner: Learner, indices: np.ndarray, key: jax.Array,
   # the training's compiling; test_time is the test's wall time (testing is
   # not part of a selection's cost).
   row = run_files.model_row(len(indices), result.history[-1]['train_accuracy'],
-                            test['accuracy'], training.run_seconds,
+                            test['accuracy'],
+                            train_seconds,
                             testing.seconds, training.compile_seconds)
   logging.info('%s %s trained on %d labels in %.1f s (%.1f s of it '
                'compiling): test accuracy %.4f', role, learner.name,
@@ -243,14 +255,22 @@ def train_key(key_data: np.ndarray, role: str, size: int) -> jax.Array:
 # Workdirs and sizes.
 
 
+# Config sections that say how a run operates, not what it computes: a run
+# may be resumed with other values.
+RUN_OPERATION_KEYS = ('checkpoint',)
+
+
 def claim_workdir(workdir: str, config: ml_collections.ConfigDict):
   """Records the config; refuses a workdir that holds a different run."""
   path = os.path.join(workdir, run_files.CONFIG_JSON)
   wanted = results.to_jsonable(config.to_dict())
   if os.path.exists(path):
     existing = results.read_json(path)
-    if existing != wanted:
-      differing = sorted(results.differing_keys(existing, wanted))
+    # How often trainings save does not change what the run computes.
+    differing = sorted(
+        key for key in results.differing_keys(existing, wanted)
+        if key.split('.')[0] not in RUN_OPERATION_KEYS)
+    if differing:
       raise validation.ConfigError(
           f'workdir {workdir!r} holds a run of a different config (differs '
           f'at {differing}); resume it with its own config, or choose another '

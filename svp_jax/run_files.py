@@ -34,6 +34,8 @@ TARGET_CSV = 'target.csv'
 METRICS_JSONL = 'metrics.jsonl'
 SELECTION_JSON = 'selection.json'
 CHECKPOINTS = 'checkpoints'
+# The trainings of the round in progress, saved inside it (svp_jax.preemption).
+ROUND_CHECKPOINTS = 'round_checkpoints'
 AGREEMENT_DIR = 'agreement'
 # The arrays of an agreement file.
 AGREEMENT_ARRAYS = ('proxy', 'target', 'labeled', 'k')

@@ -28,6 +28,7 @@ import numpy as np
 import optax
 
 from svp_jax import data
+from svp_jax import preemption
 from svp_jax import sharding
 
 # Purposes folded into a run's key, so each random stream is independent.
@@ -408,6 +409,9 @@ class TrainResult:
   state: TrainState  # After the last epoch.
   history: list[dict[str, float]]  # One metrics dict per epoch.
   forgetting: dict[str, jax.Array] | None = None  # If tracked.
+  # Wall seconds of the training done before this process resumed it from a
+  # checkpoint (0 if it did not).
+  resumed_seconds: float = 0.0
 
 
 def train_model(key: jax.Array, model: Any, cfg: StepConfig,
@@ -417,7 +421,9 @@ def train_model(key: jax.Array, model: Any, cfg: StepConfig,
                 eval_data: tuple[np.ndarray, np.ndarray] | None = None,
                 eval_every: int = 0, eval_batch_size: int = 512,
                 log_prefix: str = 'train', on_epoch=None,
-                track_forgetting: bool = False) -> TrainResult:
+                track_forgetting: bool = False,
+                checkpoints: preemption.TrainingCheckpoints | None = None
+                ) -> TrainResult:
   """Trains a freshly initialised model on `images[indices]`.
 
   Everything random derives from `key`: initialisation, each epoch's
@@ -426,6 +432,11 @@ def train_model(key: jax.Array, model: Any, cfg: StepConfig,
   With `track_forgetting`, counts forgetting events of every example.
   The model's `TrainingHooks` (`hooks_for`) choose its step, where its
   batches live and each step's learning rate.
+
+  With `checkpoints`, progress is restored from them if saved, saved as
+  their policy says and at the end, and a stop request saves and raises
+  preemption.Preempted (svp_jax.preemption); the result is the same, bit for
+  bit, as a training never interrupted.
   """
   state = init_state(jax.random.fold_in(key, _INIT), model, images.shape[1:],
                      cfg, mesh)
@@ -433,12 +444,32 @@ def train_model(key: jax.Array, model: Any, cfg: StepConfig,
   rates = epochs_and_rates(lr_schedule)
   run = _Run(key, model, cfg, images, labels, indices, batch_size, mesh,
              len(rates), log_prefix)
-  history = []
-  for epoch, lr in enumerate(rates):
+  progress = preemption.Progress(state, forgetting, None, 0, 0, [], 0.0)
+  if checkpoints is not None:
+    progress = checkpoints.restore(progress) or progress
+  resumed = progress.epoch > 0 or progress.step > 0
+  began = time.perf_counter()
+
+  def snapshot(state, forgetting, totals, epoch, step):
+    return preemption.Progress(
+        state, forgetting, totals, epoch, step, list(history),
+        progress.seconds + time.perf_counter() - began)
+
+  state, forgetting, history = (progress.state, progress.forgetting,
+                                list(progress.history))
+  first_step, totals = progress.step, progress.totals
+  for epoch in range(progress.epoch, len(rates)):
+    lr = rates[epoch]
     start = time.perf_counter()
-    state, forgetting, totals = _train_epoch(run, state, forgetting, epoch,
-                                             lr, start)
+    after_step = None
+    if checkpoints is not None:
+      after_step = functools.partial(_save_if_due, checkpoints, snapshot,
+                                     run.steps_per_epoch)
+    state, forgetting, totals = _train_epoch(
+        run, state, forgetting, epoch, lr, start, first_step=first_step,
+        totals=totals, after_step=after_step)
     record = _epoch_record(epoch, lr, totals, start)
+    first_step, totals = 0, None
     is_last = epoch + 1 == len(rates)
     if eval_data is not None and (
         is_last or (eval_every and (epoch + 1) % eval_every == 0)):
@@ -451,7 +482,42 @@ def train_model(key: jax.Array, model: Any, cfg: StepConfig,
     history.append(record)
     if on_epoch is not None:
       on_epoch(record)
-  return TrainResult(state, history, forgetting)
+    if checkpoints is not None and not is_last and checkpoints.due(
+        epoch_done=True, epoch=epoch + 1):
+      checkpoints.save(snapshot(state, forgetting, None, epoch + 1, 0),
+                       'schedule')
+  if checkpoints is not None and progress.epoch < len(rates):
+    # Done: a run stopped before its round ends need not train this again.
+    checkpoints.save(snapshot(state, forgetting, None, len(rates), 0),
+                     'training done')
+  return TrainResult(state, history, forgetting,
+                     progress.seconds if resumed else 0.0)
+
+
+def _save_if_due(checkpoints: preemption.TrainingCheckpoints, snapshot,
+                 steps_per_epoch: int, state: TrainState,
+                 forgetting: dict[str, jax.Array] | None,
+                 totals: dict[str, jax.Array], epoch: int, steps_done: int):
+  """After a step: saves if a stop was requested or a save is due by time.
+
+  On several processes the decision is taken together, every
+  preemption.SYNC_EVERY_STEPS steps, so that all save and stop at one step.
+  """
+  several = jax.process_count() > 1
+  if several and (epoch * steps_per_epoch + steps_done) % (
+      preemption.SYNC_EVERY_STEPS) != 0:
+    return
+  stop, due = preemption.stop_requested(), checkpoints.due(False, epoch)
+  if several:
+    stop, due = preemption.any_process((stop, due))
+  if not (stop or due):
+    return
+  checkpoints.save(snapshot(state, forgetting, totals, epoch, steps_done),
+                   'stop requested' if stop else 'time')
+  if stop:
+    raise preemption.Preempted(
+        f'stopped in {checkpoints.what} at epoch {epoch + 1}, step '
+        f'{steps_done} of {steps_per_epoch}, after saving it')
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -476,8 +542,15 @@ class _Run:
 
 def _train_epoch(run: _Run, state: TrainState,
                  forgetting: dict[str, jax.Array] | None, epoch: int,
-                 lr: float, start: float):
+                 lr: float, start: float, *, first_step: int = 0,
+                 totals: dict[str, jax.Array] | None = None,
+                 after_step: Callable[..., None] | None = None):
   """One epoch's steps at rate `lr` (begun at `start`, for progress logs).
+
+  A resumed epoch starts at `first_step` with the metric sums `totals` of
+  the steps before it; the batch order is the epoch's own either way.
+  `after_step(state, forgetting, totals, epoch, steps_done)` runs after
+  every step (checkpoints and stop requests).
 
   Returns:
     the state, the forgetting counters (None if not tracked) and the
@@ -489,11 +562,12 @@ def _train_epoch(run: _Run, state: TrainState,
   rng = np.random.default_rng(np.asarray(jax.random.key_data(shuffle_key)))
   augment_key = jax.random.fold_in(run.key, _AUGMENT)
   num_steps = run.steps_per_epoch
-  totals = None
   lr_array = jnp.asarray(lr, jnp.float32)
   last_log = start
   for step, (idx, mask) in enumerate(
       padded_batches(run.indices, run.batch_size, run.mesh, rng)):
+    if step < first_step:  # Done before the resume.
+      continue
     batch = hooks.make_batch(run.mesh, run.images, run.labels, idx, mask)
     if hooks.step_lr is not None:
       step_lr = hooks.step_lr(epoch * num_steps + step,
@@ -507,6 +581,8 @@ def _train_epoch(run: _Run, state: TrainState,
           state, forgetting, batch, lr_array, augment_key, model=run.model,
           cfg=run.cfg)
     totals = m if totals is None else jax.tree.map(jnp.add, totals, m)
+    if after_step is not None:
+      after_step(state, forgetting, totals, epoch, step + 1)
     if time.perf_counter() - last_log > PROGRESS_SECONDS:
       last_log = time.perf_counter()
       logging.info('%s epoch %d/%d: step %d/%d, %.0f s', run.log_prefix,

@@ -96,6 +96,9 @@ def check_job(config, roles: Sequence[str]):
   check_data(config.data)
   for role in roles:
     check_learner(config, role)
+  if 'checkpoint' in config:
+    check_float('checkpoint.minutes', config.checkpoint.minutes, 0.0)
+    check_int('checkpoint.epochs', config.checkpoint.epochs, 0)
 
 
 def check_model(section, prefix: str, dataset: str | None = None):
