@@ -95,11 +95,19 @@ def _job_config(mode, dataset, selector, target):
   config.data = data_config(dataset)
   config.selector = selector
   config.target = target
-  # Trainings save their progress inside a round (svp_jax.preemption): every
-  # `minutes` of training and every `epochs` epochs (0: never by that
-  # measure), at a stop request and when done. Not part of the experiment:
-  # a run may be resumed with other values.
-  config.checkpoint = ml_collections.ConfigDict(dict(minutes=10.0, epochs=0))
+  # Surviving preemption (svp_jax.preemption; BUILD.md, "Resuming and
+  # preemption"). Not part of the experiment: a run may be resumed with
+  # other values.
+  config.preemption = ml_collections.ConfigDict(dict(
+      # Trainings save their progress every this many minutes of training
+      # and every this many epochs (0: never by that measure), and also at a
+      # stop request (SIGTERM, SIGINT) and when done.
+      checkpoint_minutes=10.0,
+      checkpoint_epochs=0,
+      # A run that makes no progress for this long (a collective that never
+      # completes) aborts, to be resumed from its last checkpoint; 0: never.
+      hang_minutes=30.0,
+  ))
   return config
 
 

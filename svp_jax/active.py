@@ -82,8 +82,9 @@ class Experiment:
   # Also score the pool with a target trained on the same labels and save
   # both score vectors (agreement/round_<r>.npz) for the report.
   compare_with_target: bool = False
-  # When trainings save their progress inside a round (config.checkpoint).
-  checkpoint_policy: preemption.Policy = preemption.Policy()
+  # When trainings save inside a round, when the run is hung
+  # (config.preemption).
+  preemption_policy: preemption.Policy = preemption.Policy()
 
 
 # ----------------------------------------------------------------------------
@@ -144,7 +145,7 @@ def _fit(exp: Experiment, role: str, indices: np.ndarray, state: RoundState,
   checkpoints = preemption.TrainingCheckpoints(
       os.path.join(round_checkpoints_dir(exp.job.workdir),
                    f'{role}_{len(indices)}'),
-      exp.checkpoint_policy,
+      exp.preemption_policy,
       f'{label} {exp.job.learners[role].name} n={len(indices)}')
   try:
     return experiment.fit(exp.job, exp.job.learners[role], indices,
@@ -215,9 +216,10 @@ def select(exp: Experiment, state: RoundState, k: int
     compiling += scoring.compile_seconds
     if exp.compare_with_target:
       measured['agreement'] = agreement_scores(exp, state, indices, scores, k)
-  picked, ranking = timing.timed(
-      lambda: np.asarray(jax.device_get(
-          method.pick(scores, state.labeled, k, pick_key, exp.job.mesh))))
+  with preemption.unwatched(f'ranking by {method.name}'):
+    picked, ranking = timing.timed(
+        lambda: np.asarray(jax.device_get(
+            method.pick(scores, state.labeled, k, pick_key, exp.job.mesh))))
   measured['ranking_seconds'] = ranking.run_seconds
   # Compiling for this selection (scoring and ranking), kept out of their
   # seconds and reported as its own column.
@@ -434,7 +436,7 @@ def make_experiment(config: ml_collections.ConfigDict,
                    and method.needs in (methods.UNCERTAINTY,
                                         methods.FEATURES)),
       compare_with_target=config.selection.compare_with_target,
-      checkpoint_policy=preemption.Policy.from_config(config))
+      preemption_policy=preemption.Policy.from_config(config))
 
 
 def initial_state(config: ml_collections.ConfigDict,
@@ -461,7 +463,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                config.data.name, exp.job.pool_size, len(exp.job.test[1]),
                list(exp.schedule), exp.job.selector.name,
                exp.job.target.name, exp.method.name, exp.job.mesh.size)
-  with preemption.handle_stop_signals():
+  with preemption.guard(exp.preemption_policy):
     while state.round < len(exp.schedule):
       preemption.raise_if_stop_requested(f'before round {state.round}')
       state, output = run_round(exp, state)

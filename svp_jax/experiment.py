@@ -257,7 +257,7 @@ def train_key(key_data: np.ndarray, role: str, size: int) -> jax.Array:
 
 # Config sections that say how a run operates, not what it computes: a run
 # may be resumed with other values.
-RUN_OPERATION_KEYS = ('checkpoint',)
+RUN_OPERATION_KEYS = ('preemption',)
 
 
 def claim_workdir(workdir: str, config: ml_collections.ConfigDict):
@@ -266,7 +266,7 @@ def claim_workdir(workdir: str, config: ml_collections.ConfigDict):
   wanted = results.to_jsonable(config.to_dict())
   if os.path.exists(path):
     existing = results.read_json(path)
-    # How often trainings save does not change what the run computes.
+    # How a run survives failures does not change what it computes.
     differing = sorted(
         key for key in results.differing_keys(existing, wanted)
         if key.split('.')[0] not in RUN_OPERATION_KEYS)

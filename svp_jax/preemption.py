@@ -6,8 +6,9 @@ this module adds the pieces that let it resume *inside* a round:
 * `TrainingCheckpoints` saves a training's progress (parameters, batch
   statistics, optimizer state, step, forgetting counters, the epoch and the
   step within it, the partial epoch's metric sums and the epoch history)
-  through orbax, every `checkpoint.minutes` minutes and every
-  `checkpoint.epochs` epochs (config), when a stop is requested, and once
+  through orbax, every `preemption.checkpoint_minutes` minutes and every
+  `preemption.checkpoint_epochs` epochs (config), when a stop is requested,
+  and once
   when the training ends, so that a run killed while it scores resumes
   without training again. The data order needs no saving: each epoch's
   shuffle and each step's augmentation derive from the run's key, the epoch
@@ -20,6 +21,13 @@ this module adds the pieces that let it resume *inside* a round:
   (`raise_if_stop_requested`); the round's completed trainings are on disk.
   On several processes every process decides at the same steps, from all
   processes' requests, so all stop (and save) at the same step.
+* A hang (`Watchdog`): a run that reports no progress (`progress`: every
+  training step, every scoring batch, every phase) and keeps no core busy
+  (compiling is busy) for `preemption.hang_minutes` exits with `HUNG_STATUS` and a line naming the
+  phase it was in, rather than wait in a collective that never completes;
+  the same command resumes it from its last checkpoint. Ranking is one
+  device computation (k-centers over a large pool may take long) and is not
+  watched.
 """
 
 import contextlib
@@ -27,6 +35,7 @@ import dataclasses
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -40,10 +49,13 @@ import orbax.checkpoint as ocp
 # Exit status of a run that stopped on request and can be resumed (BSD's
 # EX_TEMPFAIL: "try again later").
 PREEMPTED_STATUS = 75
-# Defaults of config.checkpoint: a save costs well under a second on the CPU
+# Exit status of a run aborted by the watchdog (BSD's EX_SOFTWARE).
+HUNG_STATUS = 70
+# Defaults of config.preemption: a save costs well under a second on the CPU
 # for the models here (BUILD.md, "Resuming and preemption").
 DEFAULT_MINUTES = 10.0
 DEFAULT_EPOCHS = 0
+DEFAULT_HANG_MINUTES = 30.0
 # On several processes, how many steps apart they agree on stopping and
 # saving (one small all-gather each time).
 SYNC_EVERY_STEPS = 10
@@ -105,17 +117,104 @@ def any_process(flags: tuple[bool, ...]) -> tuple[bool, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class Policy:
-  """When a training saves its progress (config.checkpoint)."""
+  """When trainings save their progress, and when a run counts as hung."""
 
-  minutes: float = DEFAULT_MINUTES  # 0: never by time.
-  epochs: int = DEFAULT_EPOCHS  # 0: never by epoch count.
+  minutes: float = DEFAULT_MINUTES  # Save every this many; 0: never by time.
+  epochs: int = DEFAULT_EPOCHS  # Save every this many; 0: never by epochs.
+  hang_minutes: float = DEFAULT_HANG_MINUTES  # 0: never abort.
 
   @classmethod
   def from_config(cls, config) -> 'Policy':
-    section = config.get('checkpoint') if config is not None else None
+    """config.preemption's values (defaults where a config has none)."""
+    section = config.get('preemption') if config is not None else None
     if section is None:
       return cls()
-    return cls(float(section.minutes), int(section.epochs))
+    return cls(float(section.checkpoint_minutes),
+               int(section.checkpoint_epochs), float(section.hang_minutes))
+
+
+# ----------------------------------------------------------------------------
+# Hangs.
+
+# The newest progress report: (time.monotonic(), what the run was doing).
+_last_progress = [time.monotonic(), 'starting']
+_watched = threading.Event()  # Cleared while an unwatched phase runs.
+_watched.set()
+
+
+def progress(doing: str):
+  """Reports that the run is alive, doing `doing` (cheap: call per step)."""
+  _last_progress[0], _last_progress[1] = time.monotonic(), doing
+
+
+@contextlib.contextmanager
+def unwatched(doing: str):
+  """A phase that may take long in one device call: not a hang."""
+  progress(doing)
+  _watched.clear()
+  try:
+    yield
+  finally:
+    _watched.set()
+    progress(f'after {doing}')
+
+
+# Share of one core above which a process that reports no progress is busy
+# (compiling, say), not hung.
+BUSY_CPU_SHARE = 0.2
+
+
+class Watchdog:
+  """Exits the process when it has neither reported progress nor used the
+  CPU for `minutes`."""
+
+  def __init__(self, minutes: float, check_seconds: float | None = None):
+    self.seconds = 60.0 * minutes
+    self.check_seconds = check_seconds or max(0.05, min(30.0,
+                                                        self.seconds / 10))
+    self._stop = threading.Event()
+    self._thread = None
+
+  def __enter__(self):
+    if self.seconds > 0:
+      progress('starting')
+      self._thread = threading.Thread(target=self._watch, daemon=True,
+                                      name='svp_jax-watchdog')
+      self._thread.start()
+    return self
+
+  def __exit__(self, *unused_exc):
+    self._stop.set()
+    if self._thread is not None:
+      self._thread.join()
+
+  def _watch(self):
+    cpu, wall = time.process_time(), time.monotonic()
+    while not self._stop.wait(self.check_seconds):
+      # Compiling reports no progress but keeps a core busy; a collective
+      # that never completes waits at 0% CPU (BUILD.md, "Running").
+      now_cpu, now = time.process_time(), time.monotonic()
+      if now_cpu - cpu >= BUSY_CPU_SHARE * (now - wall):
+        _last_progress[0] = now
+      cpu, wall = now_cpu, now
+      since, doing = _last_progress
+      idle = now - since
+      if _watched.is_set() and idle > self.seconds:
+        message = (f'error: no progress for {idle / 60:.1f} min while '
+                   f'{doing} (preemption.hang_minutes='
+                   f'{self.seconds / 60:g}); a collective that never '
+                   'completes? Aborting: the same command resumes from the '
+                   'last checkpoint.')
+        logging.error(message)
+        print(message, file=sys.stderr, flush=True)
+        os._exit(HUNG_STATUS)  # pylint: disable=protected-access
+
+
+@contextlib.contextmanager
+def guard(policy: Policy):
+  """Stop signals handled and the watchdog on while the block runs."""
+  with handle_stop_signals(), Watchdog(policy.hang_minutes):
+    yield
 
 
 @dataclasses.dataclass

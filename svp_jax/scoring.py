@@ -15,6 +15,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 import numpy as np
 
+from svp_jax import preemption
 from svp_jax import selection
 from svp_jax import train
 
@@ -50,10 +51,15 @@ def _map_pool(step: Callable[[jax.Array], jax.Array], images: np.ndarray,
   for idx, mask in train.padded_batches(indices, batch_size, mesh):
     batch = train.global_batch(mesh, images, labels, idx, mask)
     outputs.append((step(batch['image']), int(mask.sum())))
+    preemption.progress('scoring the pool')
   # One device-to-host copy per batch, after all batches were dispatched;
   # with several processes each one receives the whole batch.
-  return [np.asarray(multihost_utils.process_allgather(out, tiled=True))[:real]
-          for out, real in outputs]
+  gathered = []
+  for out, real in outputs:
+    gathered.append(np.asarray(multihost_utils.process_allgather(
+        out, tiled=True))[:real])
+    preemption.progress('scoring the pool')
+  return gathered
 
 
 def pool_uncertainty(state: train.TrainState, model: Any,

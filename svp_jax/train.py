@@ -581,6 +581,7 @@ def _train_epoch(run: _Run, state: TrainState,
           state, forgetting, batch, lr_array, augment_key, model=run.model,
           cfg=run.cfg)
     totals = m if totals is None else jax.tree.map(jnp.add, totals, m)
+    preemption.progress(run.log_prefix)
     if after_step is not None:
       after_step(state, forgetting, totals, epoch, step + 1)
     if time.perf_counter() - last_log > PROGRESS_SECONDS:

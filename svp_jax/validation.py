@@ -96,9 +96,13 @@ def check_job(config, roles: Sequence[str]):
   check_data(config.data)
   for role in roles:
     check_learner(config, role)
-  if 'checkpoint' in config:
-    check_float('checkpoint.minutes', config.checkpoint.minutes, 0.0)
-    check_int('checkpoint.epochs', config.checkpoint.epochs, 0)
+  if 'preemption' in config:
+    check_float('preemption.checkpoint_minutes',
+                config.preemption.checkpoint_minutes, 0.0)
+    check_int('preemption.checkpoint_epochs',
+              config.preemption.checkpoint_epochs, 0)
+    check_float('preemption.hang_minutes', config.preemption.hang_minutes,
+                0.0)
 
 
 def check_model(section, prefix: str, dataset: str | None = None):

@@ -2,6 +2,7 @@
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from configs import common
 from configs import fashion_mnist_svp
 from svp_jax import active
 from svp_jax import experiment
+from svp_jax import preemption
 from svp_jax import run_files
 from svp_jax import sharding
 from svp_jax import timing
@@ -265,6 +267,56 @@ def main_command(data_dir, workdir):
           '--config.selection.initial_subset=50.0',
           '--config.selection.rounds=(50.0, 100.0, 100.0)',
           '--config.target.model.name=preact8']
+
+
+@pytest.mark.slow
+def test_sigterm_mid_target_resumes_mid_round_to_the_same_results(
+    fashion_mnist_dir, tmp_path):
+  # Targets of 8 epochs of 13 steps (100 labels, batch 8): SIGTERM once the
+  # round-1 target has finished its second epoch lands mid-training.
+  env = dict(os.environ, XLA_FLAGS=sharding.simulated_cpu_devices_flags(2))
+  recipe = ['--config.target.train.batch_size=8',
+            '--config.target.train.lr_schedule=((8, 0.02),)']
+  straight, resumed = tmp_path / 'straight', tmp_path / 'resumed'
+  subprocess.run(main_command(fashion_mnist_dir, straight) + recipe, env=env,
+                 check=True, capture_output=True, timeout=600)
+  process = subprocess.Popen(main_command(fashion_mnist_dir, resumed) + recipe,
+                             env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+  log = []
+  try:
+    for line in process.stderr:
+      log.append(line)
+      if 'target preact8 n=100 epoch 2/8:' in line:
+        process.send_signal(signal.SIGTERM)
+        break
+    log.extend(process.stderr)
+    status = process.wait(timeout=600)
+  finally:
+    process.kill()
+  log = ''.join(log)
+  assert status == preemption.PREEMPTED_STATUS, log[-3000:]
+  stopped = [l for l in log.splitlines() if l.startswith('stopped: ')]
+  assert len(stopped) == 1 and 'stopped in target' in stopped[0], log[-3000:]
+  assert 'Resume with the same command' in stopped[0]
+  assert (resumed / 'round_checkpoints' / 'target_100').is_dir()
+
+  result = subprocess.run(main_command(fashion_mnist_dir, resumed) + recipe,
+                          env=env, capture_output=True, text=True,
+                          timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert re.search(r'target preact8 n=100: resuming at epoch [3-8], step',
+                   result.stderr), result.stderr[-3000:]
+  a, b = read_indices(straight), read_indices(resumed)
+  assert sorted(a) == sorted(b)
+  for name in a:
+    np.testing.assert_array_equal(a[name], b[name])
+  for table in ('proxy.csv', 'target.csv'):
+    accuracies = lambda run: [(r['nexamples'], r['train_accuracy'],
+                               r['test_accuracy'])
+                              for r in read_csv(run / table)]
+    assert accuracies(straight) == accuracies(resumed), table
+  assert not (resumed / 'round_checkpoints').exists()
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ import pytest
 
 import multiprocess
 import multihost_selection_worker
+from svp_jax import preemption
 from svp_jax import sharding
 from test_active import read_indices
 
@@ -138,6 +139,46 @@ def test_killed_two_process_run_resumes_to_the_same_selections(
                                 TIMEOUT)
   assert codes == [0, 0], multiprocess.log(str(tmp_path), 0)[-3000:]
   assert 'Resuming' in multiprocess.log(str(tmp_path), 0)
+  a, b = read_indices(straight), read_indices(resumed)
+  assert sorted(a) == sorted(b)
+  for name in a:
+    np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+@pytest.mark.slow
+def test_a_hung_collective_aborts_and_the_run_resumes(
+    two_process_run, fashion_mnist_dir, tmp_path):
+  # Freezing one process leaves the other waiting in a collective that never
+  # completes, as the 2-device hang seen on this CPU did; its watchdog must
+  # turn that into an abort naming the phase, and a restart must resume.
+  straight, _ = two_process_run
+  resumed = tmp_path / 'resumed'
+  port = multiprocess.free_port()
+  command = [sys.executable, 'main.py', *tiny_active_args(fashion_mnist_dir),
+             f'--workdir={resumed}', '--config.preemption.hang_minutes=0.5']
+  processes = multiprocess.start(
+      [command + multiprocess.distributed_flags(port, 2, i)
+       for i in range(2)], str(tmp_path))
+  try:
+    deadline = time.monotonic() + TIMEOUT
+    while not (resumed / 'checkpoints' / '2').exists():
+      assert all(p.poll() is None for p in processes), (
+          'run ended before it could be frozen')
+      assert time.monotonic() < deadline
+      time.sleep(0.2)
+    os.killpg(processes[1].pid, signal.SIGSTOP)
+    status = processes[0].wait(timeout=TIMEOUT)
+  finally:
+    multiprocess.kill(processes)
+  log = multiprocess.log(str(tmp_path), 0)
+  assert status == preemption.HUNG_STATUS, log[-3000:]
+  errors = [l for l in log.splitlines() if l.startswith('error: no progress')]
+  assert len(errors) == 1 and ' while ' in errors[0], log[-3000:]
+  assert not (resumed / 'proxy' / '300').exists(), 'froze too late'
+
+  codes = multiprocess.run_main(command[2:-2], str(resumed), 2, str(tmp_path),
+                                TIMEOUT)
+  assert codes == [0, 0], multiprocess.log(str(tmp_path), 0)[-3000:]
   a, b = read_indices(straight), read_indices(resumed)
   assert sorted(a) == sorted(b)
   for name in a:

@@ -1,6 +1,8 @@
 """Checkpoints inside a training and stop requests (svp_jax.preemption)."""
 
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -11,6 +13,7 @@ from svp_jax import preemption
 from svp_jax import sharding
 from svp_jax import train
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CFG = train.StepConfig(num_classes=10, mean=(0.5,), std=(0.25,),
                        augment=True)
 
@@ -115,3 +118,37 @@ def test_epoch_policy_saves_every_n_epochs_and_keeps_one(tmp_path,
   checkpoints.close()
   assert saved == [(2, 0, 'schedule'), (4, 0, 'training done')]
   assert len([d for d in os.listdir(tmp_path / 'fit') if d.isdigit()]) == 1
+
+
+def _python(code, timeout=120):
+  return subprocess.run([sys.executable, '-c', code], capture_output=True,
+                        text=True, timeout=timeout, cwd=REPO)
+
+
+def test_the_watchdog_aborts_a_run_without_progress():
+  result = _python(
+      'import time\n'
+      'from svp_jax import preemption\n'
+      'with preemption.Watchdog(minutes=0.02, check_seconds=0.1):\n'
+      '  preemption.progress("training target preact8 n=100")\n'
+      '  time.sleep(30)\n')
+  assert result.returncode == preemption.HUNG_STATUS, result.stderr
+  errors = [l for l in result.stderr.splitlines() if l.startswith('error: ')]
+  assert len(errors) == 1
+  assert 'while training target preact8 n=100' in errors[0]
+  assert 'resumes from the last checkpoint' in errors[0]
+
+
+def test_the_watchdog_spares_progress_and_unwatched_phases():
+  result = _python(
+      'import time\n'
+      'from svp_jax import preemption\n'
+      'with preemption.Watchdog(minutes=0.02, check_seconds=0.1):\n'
+      '  for _ in range(30):\n'
+      '    preemption.progress("training")\n'
+      '    time.sleep(0.1)\n'
+      '  with preemption.unwatched("ranking by kcenters"):\n'
+      '    time.sleep(3)\n'
+      'print("finished")\n')
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.strip() == 'finished'
