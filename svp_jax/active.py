@@ -318,9 +318,9 @@ def write_round_files(workdir: str, state: RoundState, output: RoundOutput):
       run_files.labeled_index_path(workdir, len(indices), round_index == 0),
       indices)
   if output.agreement is not None and results.is_writer():
-    path = run_files.agreement_path(workdir, round_index)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    np.savez(path, **output.agreement)
+    with results.atomic_open(run_files.agreement_path(workdir, round_index),
+                             'wb') as f:
+      np.savez(f, **output.agreement)
 
 
 def write_tables(exp: Experiment, state: RoundState) -> dict[str, Any]:
@@ -383,17 +383,50 @@ def save(manager: ocp.CheckpointManager, state: RoundState):
     items.update(
         last_target=ocp.args.StandardSave(state.last_target.state),
         last_target_row=ocp.args.JsonSave(state.last_target.row))
-  manager.save(state.round, args=ocp.args.Composite(**items))
-  # Synchronous: a round counts as complete once its checkpoint is on disk.
-  manager.wait_until_finished()
+  try:
+    manager.save(state.round, args=ocp.args.Composite(**items))
+    # Synchronous: a round counts as complete once its checkpoint is on disk.
+    manager.wait_until_finished()
+  except Exception as e:  # pylint: disable=broad-except
+    # orbax writes to a temporary folder and renames it when complete: the
+    # previous rounds' checkpoints are intact.
+    raise results.WriteError(
+        getattr(e, 'errno', None),
+        f'cannot save the round-{state.round} checkpoint in '
+        f'{manager.directory}: {e}; the earlier checkpoints are intact') from e
 
 
 def restore(manager: ocp.CheckpointManager,
             exp: Experiment) -> RoundState | None:
-  """The last saved state; the kept target restored onto the mesh."""
-  step = manager.latest_step()
-  if step is None:
-    return None
+  """The newest readable saved state (None if nothing was saved).
+
+  A checkpoint that cannot be read (truncated, corrupt) is moved aside as
+  `<round>.unreadable` with a warning, and the one before it is used: the
+  rounds after it run again and select exactly what they selected. If none
+  can be read, the run fails naming the folder.
+  """
+  steps = sorted(manager.all_steps(), reverse=True)
+  for step in steps:
+    try:
+      return _restore_step(manager, exp, step)
+    except Exception as e:  # pylint: disable=broad-except
+      path = os.path.join(str(manager.directory), str(step))
+      logging.warning('Checkpoint %s cannot be read (%s: %s); moving it '
+                      'aside to %s.unreadable and trying the one before.',
+                      path, type(e).__name__, str(e).splitlines()[0], path)
+      if results.is_writer():
+        os.replace(path, f'{path}.unreadable')
+      manager.reload()
+  if steps:
+    raise validation.ConfigError(
+        f'no readable checkpoint in {manager.directory} (each was moved aside '
+        'as <round>.unreadable); to start this run over, move the workdir '
+        'aside or delete its checkpoints folder')
+  return None
+
+
+def _restore_step(manager: ocp.CheckpointManager, exp: Experiment,
+                  step: int) -> RoundState:
   items = {'arrays': ocp.args.StandardRestore(),
            'history': ocp.args.JsonRestore()}
   saved = os.listdir(os.path.join(str(manager.directory), str(step)))
@@ -410,9 +443,46 @@ def restore(manager: ocp.CheckpointManager,
     last_target = experiment.Fit(restored['last_target'],
                                  restored['last_target_row'])
   arrays = restored['arrays']
-  return RoundState(np.asarray(arrays['labeled'], bool), int(step),
-                    np.asarray(arrays['key'], np.uint32),
-                    tuple(restored['history']), last_target)
+  state = RoundState(np.asarray(arrays['labeled'], bool), int(step),
+                     np.asarray(arrays['key'], np.uint32),
+                     tuple(restored['history']), last_target)
+  if (len(state.history) != step
+      or int(state.labeled.sum()) != sum(exp.schedule[:step])):
+    raise ValueError(f'its {len(state.history)} rounds and '
+                     f'{int(state.labeled.sum())} labels do not match round '
+                     f'{step} of the schedule {list(exp.schedule)}')
+  return state
+
+
+def check_index_files(workdir: str, state: RoundState):
+  """At a resume: the index files of the rounds done agree with the state.
+
+  The newest labeled set is in the checkpoint: a missing, truncated or
+  different file of it is written again (with a warning). An earlier round's
+  file cannot be rebuilt: if it is unreadable or inconsistent the run stops,
+  naming it.
+  """
+  labeled = np.flatnonzero(state.labeled)
+  sizes = [int(record['labeled']) for record in state.history]
+  for round_index, size in enumerate(sizes):
+    path = run_files.labeled_index_path(workdir, size, round_index == 0)
+    try:
+      indices = experiment.read_index(path)
+    except (OSError, ValueError):
+      indices = None
+    newest = round_index == len(sizes) - 1
+    if newest:
+      if indices is None or not np.array_equal(indices, labeled):
+        logging.warning('%s is missing or differs from the checkpoint; '
+                        'writing it again from the checkpoint.', path)
+        experiment.write_index(path, labeled)
+    elif (indices is None or len(indices) != size
+          or not np.all(np.isin(indices, labeled))):
+      raise validation.ConfigError(
+          f'{path} is missing or corrupt (expected the {size} pool indices '
+          f'labeled after round {round_index}); the checkpoint keeps only the '
+          'newest labeled set, so it cannot be rebuilt: restore it from a '
+          'copy, or start the run over in a new workdir')
 
 
 # ----------------------------------------------------------------------------
@@ -458,6 +528,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   else:
     logging.info('Resuming %s after round %d of %d (%d labeled)', workdir,
                  state.round - 1, len(exp.schedule), int(state.labeled.sum()))
+    check_index_files(workdir, state)
   logging.info('Active learning on %s: pool %d, test %d, schedule %s, '
                'selector %s, target %s, method %s, %d device(s)',
                config.data.name, exp.job.pool_size, len(exp.job.test[1]),

@@ -297,10 +297,8 @@ def resolve_size(key: str, value: float, pool_size: int) -> int:
 def write_index(path: str, indices: Sequence[int] | np.ndarray):
   """Pool indices, one per line, written atomically (process 0 only)."""
   if results.is_writer():
-    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    tmp = path + '.tmp'
-    np.savetxt(tmp, np.asarray(indices), fmt='%d')
-    os.replace(tmp, path)
+    with results.atomic_open(path, 'wb') as f:
+      np.savetxt(f, np.asarray(indices), fmt='%d')
 
 
 def read_index(path: str) -> np.ndarray:

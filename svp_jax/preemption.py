@@ -46,6 +46,8 @@ from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
 
+from svp_jax import results
+
 # Exit status of a run that stopped on request and can be resumed (BSD's
 # EX_TEMPFAIL: "try again later").
 PREEMPTED_STATUS = 75
@@ -261,9 +263,18 @@ class TrainingCheckpoints:
       return None
     arrays = {'state': _abstract(template.state),
               'forgetting': _abstract(template.forgetting)}
-    restored = manager.restore(step, args=ocp.args.Composite(
-        arrays=ocp.args.StandardRestore(_present(arrays)),
-        meta=ocp.args.JsonRestore()))
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(
+          arrays=ocp.args.StandardRestore(_present(arrays)),
+          meta=ocp.args.JsonRestore()))
+    except Exception as e:  # pylint: disable=broad-except
+      # Training again from the start gives the very same result.
+      logging.warning('%s: checkpoint %s cannot be read (%s: %s); training '
+                      'from the start instead.', self.what, self.directory,
+                      type(e).__name__, str(e).splitlines()[0])
+      self.close()
+      remove(self.directory)
+      return None
     meta, saved = restored['meta'], restored['arrays']
     logging.info('%s: resuming at epoch %d, step %d (saved after %.0f s of '
                  'training)', self.what, meta['epoch'] + 1, meta['step'],
@@ -287,13 +298,19 @@ class TrainingCheckpoints:
     # Steps of the manager are save counts: the newest is the one kept.
     step = (manager.latest_step() or 0) + 1
     arrays = {'state': progress.state, 'forgetting': progress.forgetting}
-    manager.save(step, args=ocp.args.Composite(
-        arrays=ocp.args.StandardSave(_present(arrays)),
-        meta=ocp.args.JsonSave({
-            'epoch': progress.epoch, 'step': progress.step,
-            'history': progress.history, 'seconds': progress.seconds,
-            'totals': _totals_to_json(progress.totals)})))
-    manager.wait_until_finished()
+    try:
+      manager.save(step, args=ocp.args.Composite(
+          arrays=ocp.args.StandardSave(_present(arrays)),
+          meta=ocp.args.JsonSave({
+              'epoch': progress.epoch, 'step': progress.step,
+              'history': progress.history, 'seconds': progress.seconds,
+              'totals': _totals_to_json(progress.totals)})))
+      manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      raise results.WriteError(
+          getattr(e, 'errno', None),
+          f'cannot save {self.what} in {self.directory}: {e}; the previous '
+          'checkpoint is intact') from e
     self._last_save = time.monotonic()
     self._last_epoch_saved = progress.epoch
     seconds = time.perf_counter() - start

@@ -5,12 +5,42 @@ Imports no JAX: a report reads and writes these files in a process that never
 starts it.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+import contextlib
 import csv
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, IO
+
+
+class WriteError(OSError):
+  """A result file could not be written (a full disk, say); the previous
+  version of it is intact."""
+
+
+@contextlib.contextmanager
+def atomic_open(path: str, mode: str = 'w', **kwargs) -> Iterator[IO[Any]]:
+  """A file object whose content replaces `path` only once fully written.
+
+  Written to a temporary file beside `path`, flushed to disk, then renamed
+  over it: a kill or a full disk at any moment leaves either the old file
+  or the new one, never part of one. A failed write removes the temporary
+  file and raises WriteError naming `path`.
+  """
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  tmp = f'{path}.{os.getpid()}.tmp'
+  try:
+    with open(tmp, mode, **kwargs) as f:
+      yield f
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except OSError as e:
+    with contextlib.suppress(OSError):
+      os.remove(tmp)
+    raise WriteError(e.errno, f'cannot write {path}: {e.strerror or e}; its '
+                     'previous version is intact') from e
 
 
 def is_writer() -> bool:
@@ -25,12 +55,9 @@ def is_writer() -> bool:
 
 def write_json(path: str, value: Any):
   if is_writer():
-    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
+    with atomic_open(path) as f:
       json.dump(value, f, indent=2, sort_keys=True, default=str)
       f.write('\n')
-    os.replace(tmp, path)  # Never leave a half-written file behind.
 
 
 def append_jsonl(path: str, record: Mapping[str, Any]):
@@ -55,7 +82,7 @@ def markdown_table(rows: Sequence[Mapping[str, Any]],
 
 def write_text(path: str, text: str):
   if is_writer():
-    with open(path, 'w') as f:
+    with atomic_open(path, encoding='utf-8') as f:
       f.write(text)
 
 
@@ -63,13 +90,11 @@ def write_csv(path: str, rows: Sequence[Mapping[str, Any]],
               columns: Sequence[str]):
   """Rewrites `path` with a header and one line per row (atomically)."""
   if is_writer():
-    tmp = path + '.tmp'
-    with open(tmp, 'w', newline='') as f:
+    with atomic_open(path, newline='') as f:
       writer = csv.DictWriter(f, fieldnames=list(columns))
       writer.writeheader()
       for row in rows:
         writer.writerow({c: row.get(c, '') for c in columns})
-    os.replace(tmp, path)
 
 
 def to_jsonable(value: Any) -> Any:

@@ -375,3 +375,34 @@ def test_agreement_needs_an_uncertainty_method(fashion_mnist_dir, tmp_path):
                        method='kcenters')
   with pytest.raises(validation.ConfigError, match=r'compare_with_target'):
     active.run(config, str(tmp_path))
+
+
+@pytest.mark.slow
+def test_damaged_files_at_a_resume_are_repaired_or_named(fashion_mnist_dir,
+                                                         tmp_path):
+  config = tiny_config(fashion_mnist_dir)
+  straight = tmp_path / 'straight'
+  active.run(config, str(straight))
+  expected = read_indices(straight)
+  checkpoints = straight / 'checkpoints'
+  assert sorted(os.listdir(checkpoints)) == ['2', '3']
+  # The newest checkpoint truncated, the newest index file too: the run
+  # falls back to round 2's checkpoint, runs round 3 again and selects the
+  # same points.
+  for root, _, files in os.walk(checkpoints / '3'):
+    for name in files:
+      with open(os.path.join(root, name), 'r+b') as f:
+        f.truncate(max(0, os.path.getsize(os.path.join(root, name)) // 2))
+  newest = straight / 'proxy' / '200' / 'labeled_200.index'
+  newest.write_text('12\n13\n')
+  summary = active.run(config, str(straight))
+  assert summary['complete']
+  assert (checkpoints / '3.unreadable').is_dir()
+  repaired = read_indices(straight)
+  for name, indices in expected.items():
+    np.testing.assert_array_equal(repaired[name], indices, err_msg=name)
+  # An older labeled set cannot be rebuilt from a checkpoint: named.
+  (straight / 'initial_subset_50.index').write_text('1\n2\n')
+  with pytest.raises(validation.ConfigError,
+                     match=r'initial_subset_50.index is missing or corrupt'):
+    active.run(config, str(straight))

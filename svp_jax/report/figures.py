@@ -9,6 +9,7 @@ from matplotlib import figure
 from matplotlib.backends import backend_agg
 import numpy as np
 
+from svp_jax import results
 from svp_jax.report import active
 from svp_jax.report import stats
 from svp_jax.report import text
@@ -48,7 +49,8 @@ def plot_curves(groups: Sequence[active.Group], pool: int, path: str):
   else:
     ax.text(0.5, 0.5, 'no target was trained', ha='center',
             transform=ax.transAxes)
-  fig.savefig(path, dpi=100)
+  with results.atomic_open(path, 'wb') as f:
+    fig.savefig(f, format='png', dpi=100)
 
 
 def plot_time_breakdown(runs: Sequence[active.Run], path: str):
@@ -68,4 +70,5 @@ def plot_time_breakdown(runs: Sequence[active.Run], path: str):
   ax.set_title(active.title(runs))
   ax.set_ylabel('seconds (all completed rounds)')
   ax.legend(fontsize='small')
-  fig.savefig(path, dpi=100)
+  with results.atomic_open(path, 'wb') as f:
+    fig.savefig(f, format='png', dpi=100)

@@ -1,9 +1,11 @@
 """Small text helpers shared by the report's Markdown writers."""
 
+from svp_jax import results
+
 
 def write_text(path: str, content: str):
   # UTF-8 whatever the locale: the tables hold ±, ×, ✓ and —.
-  with open(path, 'w', encoding='utf-8') as f:
+  with results.atomic_open(path, encoding='utf-8') as f:
     f.write(content)
 
 
