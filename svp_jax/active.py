@@ -519,22 +519,24 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs (or resumes) an active-learning experiment; returns the summary."""
   validation.validate_active_config(config)
   start = time.perf_counter()
-  exp = make_experiment(config, workdir)
-  experiment.claim_workdir(workdir, config)
-  manager = checkpoint_manager(workdir)
-  state = restore(manager, exp)
-  if state is None:
-    state = initial_state(config, exp.job.pool_size)
-  else:
-    logging.info('Resuming %s after round %d of %d (%d labeled)', workdir,
-                 state.round - 1, len(exp.schedule), int(state.labeled.sum()))
-    check_index_files(workdir, state)
-  logging.info('Active learning on %s: pool %d, test %d, schedule %s, '
-               'selector %s, target %s, method %s, %d device(s)',
-               config.data.name, exp.job.pool_size, len(exp.job.test[1]),
-               list(exp.schedule), exp.job.selector.name,
-               exp.job.target.name, exp.method.name, exp.job.mesh.size)
-  with preemption.guard(exp.preemption_policy):
+  # From here on SIGTERM and SIGINT only request a stop (svp_jax.preemption).
+  with preemption.guard(preemption.Policy.from_config(config)):
+    exp = make_experiment(config, workdir)
+    experiment.claim_workdir(workdir, config)
+    manager = checkpoint_manager(workdir)
+    state = restore(manager, exp)
+    if state is None:
+      state = initial_state(config, exp.job.pool_size)
+    else:
+      logging.info('Resuming %s after round %d of %d (%d labeled)', workdir,
+                   state.round - 1, len(exp.schedule),
+                   int(state.labeled.sum()))
+      check_index_files(workdir, state)
+    logging.info('Active learning on %s: pool %d, test %d, schedule %s, '
+                 'selector %s, target %s, method %s, %d device(s)',
+                 config.data.name, exp.job.pool_size, len(exp.job.test[1]),
+                 list(exp.schedule), exp.job.selector.name,
+                 exp.job.target.name, exp.method.name, exp.job.mesh.size)
     while state.round < len(exp.schedule):
       preemption.raise_if_stop_requested(f'before round {state.round}')
       state, output = run_round(exp, state)

@@ -1,5 +1,6 @@
 """Checkpoints inside a training and stop requests (svp_jax.preemption)."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -152,3 +153,19 @@ def test_the_watchdog_spares_progress_and_unwatched_phases():
       'print("finished")\n')
   assert result.returncode == 0, result.stderr
   assert result.stdout.strip() == 'finished'
+
+
+@pytest.mark.slow
+def test_a_short_soak_of_kills_and_resumes_diverges_nowhere(
+    fashion_mnist_dir, tmp_path):
+  # The short version of scripts/soak_preemption.py (whose long run is in
+  # docs/results/preemption_soak/): kills at log-chosen phases, SIGKILL and
+  # SIGTERM, each trial resumed until it completes.
+  spec = importlib.util.spec_from_file_location(
+      'soak_preemption', os.path.join(REPO, 'scripts', 'soak_preemption.py'))
+  soak = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(soak)
+  summary = soak.soak(str(tmp_path / 'out'), kills_wanted=4, seed=3,
+                      data_dir=fashion_mnist_dir, max_kills_per_trial=2)
+  assert summary['kills'] == 4 and summary['divergent_trials'] == 0
+  assert (tmp_path / 'out' / 'soak.md').read_text().count('SIG') >= 1
