@@ -19,6 +19,9 @@ A workdir holds:
                           a core-set method's subset and record
   agreement/round_<r>.npz proxy and target scores of round r
   checkpoints/            the round state (orbax)
+  round_checkpoints/<role>_<n>/
+                          a training of the round in progress (orbax;
+                          svp_jax.preemption), removed when the round is done
 """
 
 from collections.abc import Mapping
