@@ -1,6 +1,7 @@
 """The active-learning loop: schedule, files, baseline reuse, refusal, resume."""
 
 import csv
+import errno
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ from configs import fashion_mnist_svp
 from svp_jax import active
 from svp_jax import experiment
 from svp_jax import preemption
+from svp_jax import results
 from svp_jax import run_files
 from svp_jax import sharding
 from svp_jax import timing
@@ -406,3 +408,39 @@ def test_damaged_files_at_a_resume_are_repaired_or_named(fashion_mnist_dir,
   with pytest.raises(validation.ConfigError,
                      match=r'initial_subset_50.index is missing or corrupt'):
     active.run(config, str(straight))
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_the_run_and_keeps_what_was_written(
+    fashion_mnist_dir, tmp_path, monkeypatch):
+  config = tiny_config(fashion_mnist_dir)
+  workdir = tmp_path / 'run'
+  disk_full = []
+  real_fsync, real_write_tables = os.fsync, active.write_tables
+
+  def fsync(fd):
+    if disk_full:
+      raise OSError(errno.ENOSPC, 'No space left on device')
+    return real_fsync(fd)
+
+  def write_tables_then_fill_the_disk(exp, state):
+    summary = real_write_tables(exp, state)
+    if state.round == 2:
+      disk_full.append(True)
+    return summary
+
+  monkeypatch.setattr(os, 'fsync', fsync)
+  monkeypatch.setattr(active, 'write_tables', write_tables_then_fill_the_disk)
+  with pytest.raises(results.WriteError,
+                     match=r'cannot write .*labeled_200.index: No space left '
+                           r'on device; its previous version is intact'):
+    active.run(config, str(workdir))
+  summary = results.read_json(str(workdir / 'summary.json'))
+  assert summary['rounds_completed'] == 2
+  assert len(read_csv(workdir / 'target.csv')) == 1
+  leftovers = [name for _, _, files in os.walk(workdir) for name in files
+               if name.endswith('.tmp')]
+  assert not leftovers
+  monkeypatch.undo()
+  summary = active.run(config, str(workdir))  # Space again: it resumes.
+  assert summary['complete'] and summary['rounds_completed'] == 3

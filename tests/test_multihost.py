@@ -185,6 +185,53 @@ def test_a_hung_collective_aborts_and_the_run_resumes(
     np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
+@pytest.mark.slow
+def test_sigterm_to_one_process_stops_all_at_one_step_and_resumes(
+    fashion_mnist_dir, tmp_path):
+  # Targets of 2 epochs of 13 steps: a SIGTERM to process 1 during the
+  # round-1 target's training stops both processes at the same step.
+  recipe = ['--config.target.train.batch_size=8',
+            '--config.target.train.lr_schedule=((2, 0.05),)']
+  args = tiny_active_args(fashion_mnist_dir)[:-1] + recipe
+  straight = tmp_path / 'straight'
+  codes = multiprocess.run_main(args, str(straight), 2, str(tmp_path),
+                                TIMEOUT)
+  assert codes == [0, 0], multiprocess.log(str(tmp_path), 0)[-3000:]
+  resumed, logs = tmp_path / 'resumed', tmp_path / 'logs'
+  logs.mkdir()
+  port = multiprocess.free_port()
+  command = [sys.executable, 'main.py', *args, f'--workdir={resumed}']
+  processes = multiprocess.start(
+      [command + multiprocess.distributed_flags(port, 2, i)
+       for i in range(2)], str(logs))
+  try:
+    deadline = time.monotonic() + TIMEOUT
+    while 'target preact8 n=100 epoch 1/2:' not in multiprocess.log(
+        str(logs), 1):
+      assert all(p.poll() is None for p in processes), (
+          'run ended before it could be stopped')
+      assert time.monotonic() < deadline
+      time.sleep(0.05)
+    processes[1].send_signal(signal.SIGTERM)
+    codes = multiprocess.wait(processes, TIMEOUT)
+  finally:
+    multiprocess.kill(processes)
+  assert codes == [preemption.PREEMPTED_STATUS] * 2, (
+      multiprocess.log(str(logs), 0)[-3000:])
+  where = [[l.split(' after saving')[0] for l in
+            multiprocess.log(str(logs), i).splitlines()
+            if l.startswith('stopped: ')] for i in range(2)]
+  assert len(where[0]) == 1 and where[0] == where[1], where
+  assert 'stopped in target' in where[0][0]
+
+  codes = multiprocess.run_main(args, str(resumed), 2, str(logs), TIMEOUT)
+  assert codes == [0, 0], multiprocess.log(str(logs), 0)[-3000:]
+  a, b = read_indices(straight), read_indices(resumed)
+  assert sorted(a) == sorted(b)
+  for name in a:
+    np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
 def test_processes_with_different_configs_are_refused(fashion_mnist_dir,
                                                       tmp_path):
   port = multiprocess.free_port()
