@@ -8,9 +8,8 @@ this module adds the pieces that let it resume *inside* a round:
   step within it, the partial epoch's metric sums and the epoch history)
   through orbax, every `preemption.checkpoint_minutes` minutes and every
   `preemption.checkpoint_epochs` epochs (config), when a stop is requested,
-  and once
-  when the training ends, so that a run killed while it scores resumes
-  without training again. The data order needs no saving: each epoch's
+  and once when the training ends, so that a run killed while it scores
+  resumes without training again. The data order needs no saving: each epoch's
   shuffle and each step's augmentation derive from the run's key, the epoch
   and the step, so a restored training replays the remaining steps exactly.
 * SIGTERM and SIGINT (`handle_stop_signals`) only *request* a stop. The
@@ -23,8 +22,9 @@ this module adds the pieces that let it resume *inside* a round:
   processes' requests, so all stop (and save) at the same step.
 * A hang (`Watchdog`): a run that reports no progress (`progress`: every
   training step, every scoring batch, every phase) and keeps no core busy
-  (compiling is busy) for `preemption.hang_minutes` exits with `HUNG_STATUS` and a line naming the
-  phase it was in, rather than wait in a collective that never completes;
+  (compiling is busy) for `preemption.hang_minutes` exits with
+  `HUNG_STATUS` and a line naming the phase it was in, rather than wait in
+  a collective that never completes;
   the same command resumes it from its last checkpoint. Ranking is one
   device computation (k-centers over a large pool may take long) and is not
   watched.
@@ -285,7 +285,11 @@ class TrainingCheckpoints:
                     meta['step'], meta['history'], meta['seconds'])
 
   def due(self, epoch_done: bool, epoch: int) -> bool:
-    """Whether to save now (the same answer on every process)."""
+    """Whether this process's policy asks for a save now.
+
+    Clocks differ between processes: callers combine the answers with
+    `any_process` before saving, a collective.
+    """
     by_time = (self.policy.minutes > 0 and time.monotonic() - self._last_save
                >= 60.0 * self.policy.minutes)
     by_epochs = (epoch_done and self.policy.epochs > 0
@@ -353,6 +357,6 @@ def _abstract(tree: Any) -> Any:
 
 
 def remove(directory: str):
-  """Deletes a finished round's training checkpoints (process 0 only)."""
+  """Deletes checkpoints no longer needed (process 0 only)."""
   if jax.process_index() == 0 and os.path.isdir(directory):
     shutil.rmtree(directory)

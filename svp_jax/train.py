@@ -482,8 +482,8 @@ def train_model(key: jax.Array, model: Any, cfg: StepConfig,
     history.append(record)
     if on_epoch is not None:
       on_epoch(record)
-    if checkpoints is not None and not is_last and checkpoints.due(
-        epoch_done=True, epoch=epoch + 1):
+    if checkpoints is not None and not is_last and preemption.any_process(
+        (checkpoints.due(epoch_done=True, epoch=epoch + 1),))[0]:
       checkpoints.save(snapshot(state, forgetting, None, epoch + 1, 0),
                        'schedule')
   if checkpoints is not None and progress.epoch < len(rates):

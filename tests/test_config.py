@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from configs import common
+from svp_jax import experiment
 from svp_jax import jobs
 from svp_jax import methods
 from svp_jax import results
@@ -148,6 +149,9 @@ _ACTIVE = '--config=configs/fashion_mnist_svp.py:quick'
      "config.mode='finetune' is not allowed: expected one of"),
     ((_ACTIVE, '--config.selection.rounds=(0.9, 0.9)'), 1,
      'add up to 5600 examples, more than the pool of 3000'),
+    ((_ACTIVE, '--config.preemption.hang_minutes=-1'), 1,
+     "config.preemption.hang_minutes=-1.0 is not allowed: expected a number "
+     ">= 0.0"),
 ])
 def test_bad_command_lines_are_one_error_line(tmp_path, flags, status,
                                               expected):
@@ -300,6 +304,8 @@ def test_imagenet_batch_argument_is_checked(arg, problem):
 # (svp_jax.results.to_jsonable of the ConfigDict, sorted keys), taken before
 # configs/common.py was split by family. A workdir refuses to resume under a
 # config that differs from its config.json, so a change here must be meant.
+# Sections that only say how a run operates (experiment.RUN_OPERATION_KEYS,
+# added later) are left out, as the workdir check leaves them out.
 RESOLVED = [
     ('fashion_mnist_resnet20', None, 'b48e57629347fdb6'),
     ('fashion_mnist_svp', 'kcenters,fewer_epochs', '029a23fa2283c43c'),
@@ -321,8 +327,10 @@ RESOLVED = [
 
 @pytest.mark.parametrize('name,arg,digest', RESOLVED)
 def test_configs_resolve_as_recorded(name, arg, digest):
-  recorded = json.dumps(results.to_jsonable(load(name, arg).to_dict()),
-                        sort_keys=True)
+  config = results.to_jsonable(load(name, arg).to_dict())
+  for key in experiment.RUN_OPERATION_KEYS:
+    config.pop(key, None)
+  recorded = json.dumps(config, sort_keys=True)
   assert hashlib.sha256(recorded.encode()).hexdigest()[:16] == digest
 
 
@@ -365,3 +373,14 @@ def test_argument_grammar():
     with pytest.raises(ValueError, match=re.escape(
         f'config argument {arg!r}: {problem}; expected [MODEL]')):
       arguments.parse(arg)
+
+
+def test_a_workdir_resumes_under_other_preemption_settings(tmp_path):
+  config = load('fashion_mnist_svp', 'quick')
+  experiment.claim_workdir(str(tmp_path), config)
+  config.preemption.checkpoint_minutes = 1.0
+  config.preemption.hang_minutes = 5.0
+  experiment.claim_workdir(str(tmp_path), config)  # How it survives: fine.
+  config.seed = 1
+  with pytest.raises(validation.ConfigError, match=r"differs at \['seed'\]"):
+    experiment.claim_workdir(str(tmp_path), config)
