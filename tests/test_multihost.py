@@ -111,38 +111,49 @@ def test_two_process_run_matches_one_process(two_process_run,
   assert (workdir / 'target.csv').exists()
 
 
+def _start_two(args, workdir, log_dir):
+  """`main.py ARGS --workdir=WORKDIR` as 2 processes (not waited for)."""
+  port = multiprocess.free_port()
+  command = [sys.executable, 'main.py', *args, f'--workdir={workdir}']
+  return multiprocess.start(
+      [command + multiprocess.distributed_flags(port, 2, i)
+       for i in range(2)], str(log_dir))
+
+
+def _wait_until(condition, processes, what):
+  deadline = time.monotonic() + TIMEOUT
+  while not condition():
+    assert all(p.poll() is None for p in processes), (
+        f'run ended before it could be {what}')
+    assert time.monotonic() < deadline
+    time.sleep(0.05)
+
+
+def _resume_and_compare(args, workdir, log_dir, straight):
+  """Runs the 2-process run to its end; its selections must be straight's."""
+  codes = multiprocess.run_main(args, str(workdir), 2, str(log_dir), TIMEOUT)
+  assert codes == [0, 0], multiprocess.log(str(log_dir), 0)[-3000:]
+  a, b = read_indices(straight), read_indices(workdir)
+  assert sorted(a) == sorted(b)
+  for name in a:
+    np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
 @pytest.mark.slow
 def test_killed_two_process_run_resumes_to_the_same_selections(
     two_process_run, fashion_mnist_dir, tmp_path):
   straight, _ = two_process_run
-  resumed = tmp_path / 'resumed'
-  port = multiprocess.free_port()
-  command = [sys.executable, 'main.py', *tiny_active_args(fashion_mnist_dir),
-             f'--workdir={resumed}']
-  processes = multiprocess.start(
-      [command + multiprocess.distributed_flags(port, 2, i)
-       for i in range(2)], str(tmp_path))
+  resumed, args = tmp_path / 'resumed', tiny_active_args(fashion_mnist_dir)
+  processes = _start_two(args, resumed, tmp_path)
   try:
-    deadline = time.monotonic() + TIMEOUT
-    while not (resumed / 'checkpoints' / '2').exists():
-      assert all(p.poll() is None for p in processes), (
-          'run ended before it could be killed')
-      assert time.monotonic() < deadline
-      time.sleep(0.2)
+    _wait_until((resumed / 'checkpoints' / '2').exists, processes, 'killed')
     for p in processes:
       os.killpg(p.pid, signal.SIGKILL)
   finally:
     multiprocess.kill(processes)
   assert not (resumed / 'proxy' / '300').exists(), 'killed too late'
-
-  codes = multiprocess.run_main(command[2:-1], str(resumed), 2, str(tmp_path),
-                                TIMEOUT)
-  assert codes == [0, 0], multiprocess.log(str(tmp_path), 0)[-3000:]
+  _resume_and_compare(args, resumed, tmp_path, straight)
   assert 'Resuming' in multiprocess.log(str(tmp_path), 0)
-  a, b = read_indices(straight), read_indices(resumed)
-  assert sorted(a) == sorted(b)
-  for name in a:
-    np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
 @pytest.mark.slow
@@ -152,20 +163,11 @@ def test_a_hung_collective_aborts_and_the_run_resumes(
   # completes, as the 2-device hang seen on this CPU did; its watchdog must
   # turn that into an abort naming the phase, and a restart must resume.
   straight, _ = two_process_run
-  resumed = tmp_path / 'resumed'
-  port = multiprocess.free_port()
-  command = [sys.executable, 'main.py', *tiny_active_args(fashion_mnist_dir),
-             f'--workdir={resumed}', '--config.preemption.hang_minutes=0.5']
-  processes = multiprocess.start(
-      [command + multiprocess.distributed_flags(port, 2, i)
-       for i in range(2)], str(tmp_path))
+  resumed, args = tmp_path / 'resumed', tiny_active_args(fashion_mnist_dir)
+  processes = _start_two(args + ['--config.preemption.hang_minutes=0.5'],
+                         resumed, tmp_path)
   try:
-    deadline = time.monotonic() + TIMEOUT
-    while not (resumed / 'checkpoints' / '2').exists():
-      assert all(p.poll() is None for p in processes), (
-          'run ended before it could be frozen')
-      assert time.monotonic() < deadline
-      time.sleep(0.2)
+    _wait_until((resumed / 'checkpoints' / '2').exists, processes, 'frozen')
     os.killpg(processes[1].pid, signal.SIGSTOP)
     status = processes[0].wait(timeout=TIMEOUT)
   finally:
@@ -175,14 +177,7 @@ def test_a_hung_collective_aborts_and_the_run_resumes(
   errors = [l for l in log.splitlines() if l.startswith('error: no progress')]
   assert len(errors) == 1 and ' while ' in errors[0], log[-3000:]
   assert not (resumed / 'proxy' / '300').exists(), 'froze too late'
-
-  codes = multiprocess.run_main(command[2:-2], str(resumed), 2, str(tmp_path),
-                                TIMEOUT)
-  assert codes == [0, 0], multiprocess.log(str(tmp_path), 0)[-3000:]
-  a, b = read_indices(straight), read_indices(resumed)
-  assert sorted(a) == sorted(b)
-  for name in a:
-    np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+  _resume_and_compare(args, resumed, tmp_path, straight)
 
 
 @pytest.mark.slow
@@ -199,19 +194,10 @@ def test_sigterm_to_one_process_stops_all_at_one_step_and_resumes(
   assert codes == [0, 0], multiprocess.log(str(tmp_path), 0)[-3000:]
   resumed, logs = tmp_path / 'resumed', tmp_path / 'logs'
   logs.mkdir()
-  port = multiprocess.free_port()
-  command = [sys.executable, 'main.py', *args, f'--workdir={resumed}']
-  processes = multiprocess.start(
-      [command + multiprocess.distributed_flags(port, 2, i)
-       for i in range(2)], str(logs))
+  processes = _start_two(args, resumed, logs)
   try:
-    deadline = time.monotonic() + TIMEOUT
-    while 'target preact8 n=100 epoch 1/2:' not in multiprocess.log(
-        str(logs), 1):
-      assert all(p.poll() is None for p in processes), (
-          'run ended before it could be stopped')
-      assert time.monotonic() < deadline
-      time.sleep(0.05)
+    _wait_until(lambda: 'target preact8 n=100 epoch 1/2:' in (
+        multiprocess.log(str(logs), 1)), processes, 'stopped')
     processes[1].send_signal(signal.SIGTERM)
     codes = multiprocess.wait(processes, TIMEOUT)
   finally:
@@ -223,13 +209,7 @@ def test_sigterm_to_one_process_stops_all_at_one_step_and_resumes(
             if l.startswith('stopped: ')] for i in range(2)]
   assert len(where[0]) == 1 and where[0] == where[1], where
   assert 'stopped in target' in where[0][0]
-
-  codes = multiprocess.run_main(args, str(resumed), 2, str(logs), TIMEOUT)
-  assert codes == [0, 0], multiprocess.log(str(logs), 0)[-3000:]
-  a, b = read_indices(straight), read_indices(resumed)
-  assert sorted(a) == sorted(b)
-  for name in a:
-    np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+  _resume_and_compare(args, resumed, logs, straight)
 
 
 def test_processes_with_different_configs_are_refused(fashion_mnist_dir,
