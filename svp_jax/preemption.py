@@ -25,9 +25,9 @@ this module adds the pieces that let it resume *inside* a round:
   (compiling is busy) for `preemption.hang_minutes` exits with
   `HUNG_STATUS` and a line naming the phase it was in, rather than wait in
   a collective that never completes;
-  the same command resumes it from its last checkpoint. Ranking is one
-  device computation (k-centers over a large pool may take long) and is not
-  watched.
+  the same command resumes it from its last checkpoint. Data loading (a
+  download may wait at little CPU) and ranking (one device computation;
+  k-centers over a large pool may take long) are not watched.
 """
 
 import contextlib
