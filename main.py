@@ -104,7 +104,7 @@ def main(argv):
     sys.exit(f'error: --cpu_conv=onednn: {str(e).splitlines()[0]}')
   except preemption.Preempted as e:  # SIGTERM or SIGINT, after saving.
     print(f'stopped: {e}. Resume with the same command: '
-          f'{" ".join(sys.argv)}', file=sys.stderr)
+          f'python {" ".join(sys.argv)}', file=sys.stderr)
     sys.exit(preemption.PREEMPTED_STATUS)
 
 

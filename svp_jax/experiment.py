@@ -184,8 +184,7 @@ def fit(job: Job, learner: Learner, indices: np.ndarray, key: jax.Array,
   # the training's compiling; test_time is the test's wall time (testing is
   # not part of a selection's cost).
   row = run_files.model_row(len(indices), result.history[-1]['train_accuracy'],
-                            test['accuracy'],
-                            train_seconds,
+                            test['accuracy'], train_seconds,
                             testing.seconds, training.compile_seconds)
   logging.info('%s %s trained on %d labels in %.1f s (%.1f s of it '
                'compiling): test accuracy %.4f', role, learner.name,
@@ -242,7 +241,8 @@ def train_key(key_data: np.ndarray, role: str, size: int) -> jax.Array:
   Selector and target trainings draw independent initialisations, batch
   orders and augmentations, as the reference's separate runs did; sharing
   them made a proxy of the target's architecture repeat the target's first
-  epochs and inflated their agreement (docs/from_pytorch.md). The baseline,
+  epochs, and measured their agreement between runs that shared randomness
+  (docs/results/fashion_mnist_agreement_randomness/). The baseline,
   where the target selects for itself, reuses the target's training itself,
   not its key.
   """
