@@ -12,7 +12,9 @@ reaches a randomly chosen phase -- selector training, pool scoring, target
 training, the end of a round (index files, checkpoint, tables), or a random
 moment -- plus a random delay, start it again, and so on until it completes
 (at most --max_kills_per_trial kills). Every trial's index files and result
-tables (all but their seconds) must equal the uninterrupted run's.
+tables (all but their seconds) must equal the uninterrupted run's. A run the
+hang watchdog aborts (status 70: two XLA:CPU devices on a busy machine now and
+then wait on each other forever) is resumed too, and counted.
 
 Writes to --out: kills.csv (one row per kill: trial, method, signal, phase,
 the log line it followed, seconds into the attempt), trials.csv (one row per
@@ -51,6 +53,7 @@ PHASES = {
     'random moment': None,
 }
 SIGNALS = {'SIGKILL': signal.SIGKILL, 'SIGTERM': signal.SIGTERM}
+HANG_MINUTES = 1.0
 # Result columns compared (seconds are not: they differ run to run).
 COMPARED = {
     'proxy.csv': ('nexamples', 'train_accuracy', 'test_accuracy'),
@@ -71,7 +74,10 @@ def command(method: str, workdir: str, data_dir: str | None) -> list[str]:
            '--config.target.model.name=preact8',
            '--config.target.train.batch_size=8',
            '--config.target.train.lr_schedule=((3, 0.02),)',
-           '--config.preemption.checkpoint_epochs=1']
+           '--config.preemption.checkpoint_epochs=1',
+           # A run stuck at 0% CPU (the 2-device XLA:CPU hang that a busy
+           # machine shows now and then) aborts soon and is resumed.
+           f'--config.preemption.hang_minutes={HANG_MINUTES}']
           + ([f'--config.data.data_dir={data_dir}'] if data_dir else []))
 
 
@@ -147,11 +153,17 @@ def soak(out: str, kills_wanted: int, seed: int, data_dir: str | None,
   os.makedirs(out, exist_ok=True)
   scratch = tempfile.mkdtemp(prefix='svp_soak_')
   reference, reference_seconds = {}, {}
+  hangs = []
   for method in METHODS:
     workdir = os.path.join(scratch, f'reference_{method}')
     start = time.monotonic()
-    status, _, _ = attempt(command(method, workdir, data_dir), None, 0.0,
-                           None, rng, timeout)
+    while True:
+      status, after, _ = attempt(command(method, workdir, data_dir), None,
+                                 0.0, None, rng, timeout)
+      if status != preemption.HUNG_STATUS:
+        break
+      hangs.append({'trial': 'reference', 'method': method,
+                    'after_line': after})
     if status != 0:
       raise RuntimeError(f'the uninterrupted {method} run failed ({status})')
     reference_seconds[method] = time.monotonic() - start
@@ -176,6 +188,9 @@ def soak(out: str, kills_wanted: int, seed: int, data_dir: str | None,
       wall += time.monotonic() - start
       if status == 0:
         break
+      if status == preemption.HUNG_STATUS:  # Aborted by the watchdog.
+        hangs.append({'trial': trial, 'method': method, 'after_line': after})
+        continue
       # SIGTERM before main.py installed its handler (Python starting)
       # kills as SIGKILL does.
       expected = {'SIGKILL': (-signal.SIGKILL,),
@@ -202,14 +217,14 @@ def soak(out: str, kills_wanted: int, seed: int, data_dir: str | None,
           f'{"DIVERGED: " + " ".join(diverged) if diverged else "same"}; '
           f'{len(kills)}/{kills_wanted} kills so far', flush=True)
     trial += 1
-  summary = write_results(out, kills, trials, seed)
+  summary = write_results(out, kills, trials, hangs, seed)
   if not summary['divergent_trials']:
     shutil.rmtree(scratch, ignore_errors=True)
   return summary
 
 
 def write_results(out: str, kills: list[dict], trials: list[dict],
-                  seed: int) -> dict[str, object]:
+                  hangs: list[dict], seed: int) -> dict[str, object]:
   results.write_csv(os.path.join(out, 'kills.csv'), kills,
                     ('trial', 'method', 'signal', 'exit_status', 'phase',
                      'after_line', 'seconds_into_attempt'))
@@ -222,6 +237,7 @@ def write_results(out: str, kills: list[dict], trials: list[dict],
   lost = [(t['wall_seconds'] - t['uninterrupted_seconds']) / t['kills']
           for t in killed]
   summary = {'seed': seed, 'trials': len(trials), 'kills': len(kills),
+             'hangs_resumed': len(hangs),
              'divergent_trials': len(divergent),
              'mean_seconds_lost_per_kill': (round(sum(lost) / len(lost), 1)
                                             if lost else None)}
@@ -234,7 +250,9 @@ def write_results(out: str, kills: list[dict], trials: list[dict],
       f'{len(trials)} trials, {len(kills)} kills, {len(divergent)} divergent '
       f'trials (seed {seed}). Mean wall seconds lost per kill (a trial\'s '
       'wall time over all its attempts, less the uninterrupted run\'s, per '
-      f'kill): {summary["mean_seconds_lost_per_kill"]}.\n\n'
+      f'kill): {summary["mean_seconds_lost_per_kill"]}. Runs aborted by the '
+      f'hang watchdog (preemption.hang_minutes={HANG_MINUTES:g}) and '
+      f'resumed: {len(hangs)}.\n\n'
       '## Kills per phase and signal\n\n'
       + results.markdown_table(rows, ('phase', 'signal', 'kills')) + '\n'
       + ('## Divergent trials\n\n'
