@@ -31,7 +31,8 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 def fail(message: str):
   """Exits with status 2 and `error: message` on stderr."""
-  print(f'error: {message}', file=sys.stderr)
+  # The command's own answer to its user, not a log record.
+  sys.stderr.write(f'error: {message}\n')
   sys.exit(USAGE_STATUS)
 
 

@@ -208,7 +208,9 @@ class Watchdog:
                    'completes? Aborting: the same command resumes from the '
                    'last checkpoint.')
         logging.error(message)
-        print(message, file=sys.stderr, flush=True)
+        # Also bare, as main.py's other error lines: the process ends next.
+        sys.stderr.write(message + '\n')
+        sys.stderr.flush()
         os._exit(HUNG_STATUS)  # pylint: disable=protected-access
 
 

@@ -433,21 +433,13 @@ def train_model(key: jax.Array, model: Any, cfg: StepConfig,
   The model's `TrainingHooks` (`hooks_for`) choose its step, where its
   batches live and each step's learning rate.
 
-  With `checkpoints`, progress is restored from them if saved, saved as
-  their policy says and at the end, and a stop request saves and raises
-  preemption.Preempted (svp_jax.preemption); the result is the same, bit for
-  bit, as a training never interrupted.
+  With `checkpoints` (svp_jax.preemption) it resumes, saves and stops on
+  request, ending bit for bit as a training never interrupted.
   """
-  state = init_state(jax.random.fold_in(key, _INIT), model, images.shape[1:],
-                     cfg, mesh)
-  forgetting = init_forgetting(len(images), mesh) if track_forgetting else None
   rates = epochs_and_rates(lr_schedule)
   run = _Run(key, model, cfg, images, labels, indices, batch_size, mesh,
              len(rates), log_prefix)
-  progress = preemption.Progress(state, forgetting, None, 0, 0, [], 0.0)
-  if checkpoints is not None:
-    progress = checkpoints.restore(progress) or progress
-  resumed = progress.epoch > 0 or progress.step > 0
+  progress = _starting_point(run, track_forgetting, checkpoints)
   began = time.perf_counter()
 
   def snapshot(state, forgetting, totals, epoch, step):
@@ -458,40 +450,68 @@ def train_model(key: jax.Array, model: Any, cfg: StepConfig,
   state, forgetting, history = (progress.state, progress.forgetting,
                                 list(progress.history))
   first_step, totals = progress.step, progress.totals
+  after_step = None if checkpoints is None else functools.partial(
+      _save_if_due, checkpoints, snapshot, run.steps_per_epoch)
   for epoch in range(progress.epoch, len(rates)):
     lr = rates[epoch]
     start = time.perf_counter()
-    after_step = None
-    if checkpoints is not None:
-      after_step = functools.partial(_save_if_due, checkpoints, snapshot,
-                                     run.steps_per_epoch)
     state, forgetting, totals = _train_epoch(
         run, state, forgetting, epoch, lr, start, first_step=first_step,
         totals=totals, after_step=after_step)
     record = _epoch_record(epoch, lr, totals, start)
     first_step, totals = 0, None
-    is_last = epoch + 1 == len(rates)
-    if eval_data is not None and (
-        is_last or (eval_every and (epoch + 1) % eval_every == 0)):
-      metrics = evaluate(state, model, cfg, *eval_data, eval_batch_size, mesh)
-      record.update(test_loss=metrics['loss'],
-                    test_accuracy=metrics['accuracy'])
-    logging.info('%s epoch %d/%d: %s', log_prefix, epoch + 1, len(rates),
-                 ', '.join(f'{k}={v:.4g}' for k, v in record.items()
-                           if k != 'epoch'))
+    if eval_data is not None and (epoch + 1 == len(rates) or (
+        eval_every and (epoch + 1) % eval_every == 0)):
+      record.update(_test_metrics(state, model, cfg, eval_data,
+                                  eval_batch_size, mesh))
+    _log_epoch(log_prefix, len(rates), record)
     history.append(record)
     if on_epoch is not None:
       on_epoch(record)
-    if checkpoints is not None and not is_last and preemption.any_process(
-        (checkpoints.due(epoch_done=True, epoch=epoch + 1),))[0]:
-      checkpoints.save(snapshot(state, forgetting, None, epoch + 1, 0),
-                       'schedule')
-  if checkpoints is not None and progress.epoch < len(rates):
-    # Done: a run stopped before its round ends need not train this again.
-    checkpoints.save(snapshot(state, forgetting, None, len(rates), 0),
-                     'training done')
-  return TrainResult(state, history, forgetting,
-                     progress.seconds if resumed else 0.0)
+    if checkpoints is not None:
+      _save_after_epoch(checkpoints,
+                        snapshot(state, forgetting, None, epoch + 1, 0),
+                        len(rates))
+  # A fresh training's progress has 0 seconds before this process.
+  return TrainResult(state, history, forgetting, progress.seconds)
+
+
+def _save_after_epoch(checkpoints: preemption.TrainingCheckpoints,
+                      progress: preemption.Progress, num_epochs: int):
+  """Always after the last epoch, so that a run stopped before its round
+  ends need not train this again; otherwise when the policy asks on any
+  process (a collective save must be taken by all)."""
+  if progress.epoch == num_epochs:
+    checkpoints.save(progress, 'training done')
+  elif preemption.any_process((checkpoints.due(True, progress.epoch),))[0]:
+    checkpoints.save(progress, 'schedule')
+
+
+def _starting_point(run: '_Run', track_forgetting: bool,
+                    checkpoints: preemption.TrainingCheckpoints | None
+                    ) -> preemption.Progress:
+  """The saved progress if there is one, else a fresh initialisation's
+  (which is also the template a saved state is restored into)."""
+  state = init_state(jax.random.fold_in(run.key, _INIT), run.model,
+                     run.images.shape[1:], run.cfg, run.mesh)
+  forgetting = (init_forgetting(len(run.images), run.mesh)
+                if track_forgetting else None)
+  fresh = preemption.Progress(state, forgetting, None, 0, 0, [], 0.0)
+  return (checkpoints.restore(fresh) if checkpoints is not None else None
+          ) or fresh
+
+
+def _test_metrics(state: TrainState, model: Any, cfg: StepConfig,
+                  eval_data: tuple[np.ndarray, np.ndarray], batch_size: int,
+                  mesh: Mesh) -> dict[str, float]:
+  metrics = evaluate(state, model, cfg, *eval_data, batch_size, mesh)
+  return {'test_loss': metrics['loss'], 'test_accuracy': metrics['accuracy']}
+
+
+def _log_epoch(log_prefix: str, num_epochs: int, record: dict[str, float]):
+  logging.info('%s epoch %d/%d: %s', log_prefix, record['epoch'], num_epochs,
+               ', '.join(f'{k}={v:.4g}' for k, v in record.items()
+                         if k != 'epoch'))
 
 
 def _save_if_due(checkpoints: preemption.TrainingCheckpoints, snapshot,
