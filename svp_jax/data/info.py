@@ -6,6 +6,9 @@ registers them (`svp_jax.data.registry`).
 
 import dataclasses
 
+# The label of a pool member that has none yet (own files, svp_jax.data.files).
+UNLABELED = -1
+
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
@@ -24,4 +27,6 @@ class DatasetInfo:
   # random-resized crops: the split loads as an eval view with a training
   # view), not on the device (CIFAR's pad-crop-flip).
   host_augmentation: bool = False
+  # Class i's name, where the dataset names them (() otherwise).
+  class_names: tuple[str, ...] = ()
 

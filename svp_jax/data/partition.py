@@ -1,6 +1,7 @@
-"""Which rows of a global batch or pool each host (process) handles."""
+"""How examples are split: among hosts (processes), and into train and test."""
 
 import jax
+import numpy as np
 
 
 def process_slice(num_examples: int, process_index: int | None = None,
@@ -29,3 +30,17 @@ def process_slice(num_examples: int, process_index: int | None = None,
   # by more than one example.
   return slice(process_index * num_examples // process_count,
                (process_index + 1) * num_examples // process_count)
+
+
+def stratified_split(classes: np.ndarray, test_fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """Sorted train and test indices; each class split at `test_fraction`."""
+  rng = np.random.default_rng(seed)
+  test = []
+  for c in np.unique(classes):
+    members = np.flatnonzero(classes == c)
+    num_test = int(round(len(members) * test_fraction))
+    test.append(rng.permutation(members)[:num_test])
+  test = np.sort(np.concatenate(test))
+  train = np.setdiff1d(np.arange(len(classes)), test)
+  return train, test

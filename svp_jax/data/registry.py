@@ -7,6 +7,10 @@ everything else asks the registry: config validation for the names,
 models and training for the facts, the runs for the arrays. Adding a
 dataset is one `register` call; nothing here names a dataset.
 
+A dynamic family (one with `describe`) is one dataset, named like the
+family, whose facts come from the data it is pointed at (a user's files):
+`dataset_info` asks it with the load options.
+
 Registration order is the order of `supported_datasets()`.
 """
 
@@ -35,6 +39,14 @@ class LoadOptions:
   in_memory: bool = True
   # Output height and width of streamed images (None: the dataset's own).
   image_size: int | None = None
+  # A user's own files (svp_jax.data.files): where they are, the table's
+  # columns, the share of labeled examples carved out as a test split when
+  # the files have none, and the seed that draws it (the run's).
+  path: str | None = None
+  text_column: str = 'text'
+  label_column: str = 'label'
+  test_fraction: float = 0.2
+  seed: int = 0
 
 
 # (info, split, options) -> (inputs, int32 labels). Inputs are indexed like
@@ -49,6 +61,12 @@ class DatasetFamily:
   name: str
   infos: tuple[DatasetInfo, ...]
   load: Loader
+  # Dynamic families: options -> the info of the data they point at.
+  describe: Callable[[LoadOptions], DatasetInfo] | None = None
+
+  @property
+  def dataset_names(self) -> tuple[str, ...]:
+    return (self.name,) if self.describe else tuple(i.name for i in self.infos)
 
 
 _FAMILIES: dict[str, DatasetFamily] = {}
@@ -57,22 +75,22 @@ _FAMILY_OF: dict[str, DatasetFamily] = {}  # Dataset name -> its family.
 
 def register(family: DatasetFamily) -> DatasetFamily:
   """Adds a family; ValueError if it or one of its datasets is known."""
-  taken = [info.name for info in family.infos if info.name in _FAMILY_OF]
+  taken = [name for name in family.dataset_names if name in _FAMILY_OF]
   if family.name in _FAMILIES or taken:
     raise ValueError(f'dataset family {family.name!r} clashes with the '
                      f'registered families {tuple(_FAMILIES)} (datasets '
                      f'already registered: {taken})')
   _FAMILIES[family.name] = family
-  for info in family.infos:
-    _FAMILY_OF[info.name] = family
+  for name in family.dataset_names:
+    _FAMILY_OF[name] = family
   return family
 
 
 def unregister(family_name: str):
   """Removes a family (tests, plugins); KeyError if it is not registered."""
   family = _FAMILIES.pop(family_name)
-  for info in family.infos:
-    del _FAMILY_OF[info.name]
+  for name in family.dataset_names:
+    del _FAMILY_OF[name]
 
 
 def supported_datasets() -> tuple[str, ...]:
@@ -89,9 +107,16 @@ def _family(name: str) -> DatasetFamily:
         f'{supported_datasets()}') from None
 
 
-def dataset_info(name: str) -> DatasetInfo:
-  """The `DatasetInfo` of `name`; ValueError naming the allowed names."""
-  return next(info for info in _family(name).infos if info.name == name)
+def dataset_info(name: str, **options: Any) -> DatasetInfo:
+  """The `DatasetInfo` of `name`; ValueError naming the allowed names.
+
+  `options` (fields of `LoadOptions`) matter to dynamic families only,
+  which may read (and prepare) the data to describe it.
+  """
+  family = _family(name)
+  if family.describe:
+    return family.describe(LoadOptions(**options))
+  return next(info for info in family.infos if info.name == name)
 
 
 def load_split(name: str, split: str, **options: Any
@@ -101,8 +126,7 @@ def load_split(name: str, split: str, **options: Any
   Args:
     name: one of `supported_datasets()`.
     split: the dataset's train or test split name.
-    **options: the fields of `LoadOptions` (data_dir, manual_dir, download,
-      in_memory, image_size).
+    **options: the fields of `LoadOptions`.
 
   Returns:
     inputs (uint8 images (N, H, W, C), an on-demand stand-in with
@@ -114,7 +138,7 @@ def load_split(name: str, split: str, **options: Any
     DataError: the data is missing or cannot be prepared here; the message
       says how to provide it.
   """
-  info = dataset_info(name)
+  info = dataset_info(name, **options)
   splits = (info.train_split, info.test_split)
   if split not in splits:
     raise ValueError(f'split={split!r} is not a split of {name}: expected '
@@ -122,34 +146,63 @@ def load_split(name: str, split: str, **options: Any
   return _family(name).load(info, split, LoadOptions(**options))
 
 
-def load_configured_split(data_config: Any, split: str,
-                          limit: int = 0) -> tuple[Any, np.ndarray]:
+def configured_options(data_config: Any, seed: int = 0) -> dict[str, Any]:
+  """The `LoadOptions` fields a config's `data` section sets.
+
+  '' in data_dir / manual_dir / path means the default; keys a section does
+  not have keep their defaults (only the own-files configs have path and the
+  columns). `seed` is the run's (config.seed).
+  """
+  defaults = LoadOptions()
+  return dict(
+      data_dir=data_config.data_dir or None,
+      manual_dir=data_config.manual_dir or None,
+      download=data_config.download, in_memory=data_config.in_memory,
+      image_size=data_config.get('image_size') or None,
+      path=data_config.get('path') or None,
+      text_column=data_config.get('text_column', defaults.text_column),
+      label_column=data_config.get('label_column', defaults.label_column),
+      test_fraction=data_config.get('test_fraction', defaults.test_fraction),
+      seed=seed)
+
+
+def _process_zero_first(read: Callable[[], Any], what: str) -> Any:
+  """`read()` on every process, process 0 first.
+
+  Processes preparing the same data_dir at once would race for its files.
+  """
+  if jax.process_count() == 1:
+    return read()
+  if jax.process_index() == 0:
+    result = read()
+  multihost_utils.sync_global_devices(f'svp_jax: {what} prepared')
+  if jax.process_index() != 0:
+    result = read()
+  return result
+
+
+def configured_info(data_config: Any, seed: int = 0) -> DatasetInfo:
+  """`dataset_info` of a config's `data` section (preparing dynamic data)."""
+  return _process_zero_first(
+      lambda: dataset_info(data_config.name,
+                           **configured_options(data_config, seed)),
+      data_config.name)
+
+
+def load_configured_split(data_config: Any, split: str, limit: int = 0,
+                          seed: int = 0) -> tuple[Any, np.ndarray]:
   """`load_split` driven by a config's `data` section.
 
-  '' in data_dir / manual_dir means the default place; `limit` > 0 keeps the
-  first `limit` examples (for quick runs). ImageNet comes back streamed
+  `limit` > 0 keeps the first `limit` examples (for quick runs); `seed` is
+  the run's. ImageNet comes back streamed
   (svp_jax.data.imagenet.StreamingImages). Text datasets come back as an
   object array of documents (title + ' ' + body), which `svp_jax.inputs`
   encodes for each model.
   """
-  def read():
-    return load_split(
-        data_config.name, split, data_dir=data_config.data_dir or None,
-        manual_dir=data_config.manual_dir or None,
-        download=data_config.download, in_memory=data_config.in_memory,
-        image_size=data_config.get('image_size'))
-
-  if jax.process_count() == 1:
-    inputs, labels = read()
-  else:
-    # Process 0 prepares the split first: processes preparing the same
-    # data_dir at once would race for its files.
-    if jax.process_index() == 0:
-      inputs, labels = read()
-    multihost_utils.sync_global_devices(f'svp_jax: {data_config.name} '
-                                        f'{split} prepared')
-    if jax.process_index() != 0:
-      inputs, labels = read()
+  inputs, labels = _process_zero_first(
+      lambda: load_split(data_config.name, split,
+                         **configured_options(data_config, seed)),
+      f'{data_config.name} {split}')
   if limit:
     inputs, labels = inputs[:limit], labels[:limit]
   return inputs, labels

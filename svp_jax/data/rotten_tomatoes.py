@@ -31,6 +31,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from svp_jax.data import partition
 from svp_jax.data import zhang_csv
 from svp_jax.data.errors import DataError
 
@@ -72,20 +73,6 @@ def read_corpus(path: str) -> tuple[list[str], np.ndarray]:
   return texts, np.asarray(classes, np.int32)
 
 
-def stratified_split(classes: np.ndarray, test_fraction: float,
-                     seed: int) -> tuple[np.ndarray, np.ndarray]:
-  """Sorted train and test indices; each class split at `test_fraction`."""
-  rng = np.random.default_rng(seed)
-  test = []
-  for c in np.unique(classes):
-    members = np.flatnonzero(classes == c)
-    num_test = int(round(len(members) * test_fraction))
-    test.append(rng.permutation(members)[:num_test])
-  test = np.sort(np.concatenate(test))
-  train = np.setdiff1d(np.arange(len(classes)), test)
-  return train, test
-
-
 def write_rotten_tomatoes_csv(out_dir: str, *, corpus_path: str | None = None,
                               test_fraction: float = 0.2,
                               seed: int = 0) -> str:
@@ -94,7 +81,7 @@ def write_rotten_tomatoes_csv(out_dir: str, *, corpus_path: str | None = None,
   folder = os.path.join(out_dir, DATASET.folder)
   os.makedirs(folder, exist_ok=True)
   for split, indices in zip(zhang_csv.SPLITS,
-                            stratified_split(classes, test_fraction, seed)):
+                            partition.stratified_split(classes, test_fraction, seed)):
     zhang_csv.write_split(os.path.join(folder, f'{split}.csv'),
                           ((classes[i], '', texts[i]) for i in indices))
   return folder

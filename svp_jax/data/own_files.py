@@ -1,0 +1,539 @@
+"""A user's own files read as a dataset: images in folders, texts in a table, arrays.
+
+`config.data.path` points at one of:
+
+* a folder of images, `ROOT/<class name>/**.{png,jpg,jpeg,bmp,gif,webp}`,
+  optionally one level down as `ROOT/train/<class>/...` and
+  `ROOT/test/<class>/...`. `ROOT/unlabeled/` (or `ROOT/train/unlabeled/`)
+  holds pool members without a label. Grey, RGB and RGBA (and palette)
+  images all load: the dataset is grey if every image is, else RGB (alpha
+  dropped). Images are resized to `image_size` x `image_size` (bilinear);
+  with image_size 0 they must all share one size, which is kept.
+* a table of texts: `.csv`, `.tsv` or JSON Lines (`.jsonl`), UTF-8, with the
+  text and label columns named by `text_column` and `label_column` (CSV and
+  TSV: a header row). An empty label (or null, or -1) marks an unlabeled
+  pool member.
+* a NumPy `.npz` with `x_train`, `y_train` and optionally `x_test`,
+  `y_test` and `class_names`: x uint8 images (N, H, W) or (N, H, W, C), or
+  strings (texts); y integer classes from 0, -1 for unlabeled.
+
+Class names are the folder names, the table's label values (sorted; as
+numbers when all are integers) or the `.npz`'s `class_names` (else "0",
+"1", ...). Without a test split, one is carved out of the labeled examples:
+`test_fraction` of each class, drawn with the run's seed.
+
+This module only reads and checks, all in host memory, and raises
+`DataError` naming the file (and line) at the first problem, before anything
+is written; `svp_jax.data.files` prepares the result as TFDS array_record.
+"""
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from svp_jax.data import partition
+from svp_jax.data.errors import DataError
+from svp_jax.data.info import UNLABELED
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp')
+TABLE_DELIMITERS = {'.csv': ',', '.tsv': '\t'}
+JSON_LINES_EXTENSIONS = ('.jsonl',)
+NPZ_EXTENSION = '.npz'
+UNLABELED_FOLDER = 'unlabeled'
+# Pillow modes read as one grey channel; everything else becomes RGB.
+_GREY_MODES = ('1', 'L', 'LA', 'I', 'I;16', 'F')
+# Bump when what preparing writes changes: older caches are then ignored.
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadOptions:
+  """How to read the files; every field is part of the cache key."""
+  image_size: int = 0  # Square side to resize to; 0: the images' own size.
+  text_column: str = 'text'
+  label_column: str = 'label'
+  test_fraction: float = 0.2  # Carved when the files have no test split.
+  seed: int = 0  # The run's seed: draws the carved test split.
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+  """One split's examples in file order."""
+  inputs: np.ndarray  # uint8 (N, H, W, C) images, or an object array of str.
+  labels: np.ndarray  # int32 class indices; UNLABELED for pool members.
+  sources: tuple[str, ...]  # Where each came from: 'cat/1.png', 'line 7'.
+
+
+@dataclasses.dataclass(frozen=True)
+class OwnData:
+  """A user's dataset, read and checked."""
+  modality: str  # 'image' or 'text'.
+  class_names: tuple[str, ...]
+  train: Split
+  test: Split
+
+
+def file_format(path: str) -> str:
+  """'images', 'table' or 'npz' from what `path` is; DataError otherwise."""
+  if os.path.isdir(path):
+    return 'images'
+  extension = os.path.splitext(path)[1].lower()
+  if not os.path.isfile(path):
+    raise DataError(f'config.data.path={path!r}: no such file or folder')
+  if extension in TABLE_DELIMITERS or extension in JSON_LINES_EXTENSIONS:
+    return 'table'
+  if extension == NPZ_EXTENSION:
+    return 'npz'
+  raise DataError(
+      f'config.data.path={path!r}: expected a folder of images, a '
+      f'{"/".join(list(TABLE_DELIMITERS) + list(JSON_LINES_EXTENSIONS))} '
+      f'table of texts or a {NPZ_EXTENSION} file')
+
+
+def read(path: str, options: ReadOptions) -> OwnData:
+  """Reads and checks the files at `path` (see the module docstring)."""
+  reader = {'images': _read_image_folder, 'table': _read_table,
+            'npz': _read_npz}[file_format(path)]
+  return reader(path, options)
+
+
+def has_test_split(path: str) -> bool:
+  """Whether the files bring their own test split (else one is carved)."""
+  kind = file_format(path)
+  if kind == 'images':
+    return os.path.isdir(os.path.join(path, 'test'))
+  if kind == 'npz':
+    with _open_npz(path) as arrays:
+      return 'x_test' in arrays.files
+  return False
+
+
+# ----------------------------------------------------------------------------
+# What identifies the files: their contents and the options that shape them.
+
+
+def source_files(path: str) -> list[str]:
+  """Every file that `read` reads at `path`, sorted (a file: itself)."""
+  if not os.path.isdir(path):
+    return [path]
+  found = []
+  for folder, subfolders, names in os.walk(path):
+    subfolders.sort()
+    found.extend(os.path.join(folder, n) for n in sorted(names)
+                 if n.lower().endswith(IMAGE_EXTENSIONS))
+  return found
+
+
+def content_key(path: str, options: ReadOptions) -> str:
+  """A hex digest of the files' names and bytes and the read options.
+
+  The seed counts only where a test split is carved, so a folder with its
+  own test split is prepared once for every seed.
+  """
+  digest = hashlib.sha256()
+  shaping = dataclasses.asdict(options)
+  if has_test_split(path):
+    del shaping['seed'], shaping['test_fraction']
+  digest.update(json.dumps([FORMAT_VERSION, shaping], sort_keys=True).encode())
+  for name in source_files(path):
+    digest.update(os.path.relpath(name, path).encode() + b'\0')
+    with open(name, 'rb') as f:
+      for block in iter(lambda: f.read(1 << 20), b''):  # pylint: disable=cell-var-from-loop
+        digest.update(block)
+    digest.update(b'\0')
+  return digest.hexdigest()[:16]
+
+
+def fingerprint(path: str) -> tuple[Any, ...]:
+  """Cheap stand-in for the content: each file's name, size and mtime."""
+  return tuple((name, s.st_size, s.st_mtime_ns) for name in source_files(path)
+               for s in [os.stat(name)])
+
+
+# ----------------------------------------------------------------------------
+# Labels: class names, indices, unlabeled members.
+
+
+def class_names_of(values: list[str]) -> tuple[str, ...]:
+  """Distinct label values, sorted; numerically when all are integers."""
+  distinct = set(values)
+  try:
+    return tuple(sorted(distinct, key=int))
+  except ValueError:
+    return tuple(sorted(distinct))
+
+
+def check_classes(class_names: tuple[str, ...], labels: np.ndarray,
+                  where: str):
+  """At least two classes, each with a labeled example among `labels`."""
+  present = np.unique(labels[labels != UNLABELED])
+  if len(present) < 2:
+    names = [class_names[i] for i in present]
+    raise DataError(f'{where}: the labeled examples have {len(present)} '
+                    f'class{"" if len(present) == 1 else "es"} {names}; a '
+                    'classifier needs at least 2')
+
+
+def carve_test_split(split: Split, fraction: float, seed: int
+                     ) -> tuple[Split, Split]:
+  """(train, test): `fraction` of each class's labeled examples to test.
+
+  Unlabeled examples stay in train; both keep file order.
+  """
+  labeled = np.flatnonzero(split.labels != UNLABELED)
+  _, test_positions = partition.stratified_split(split.labels[labeled],
+                                                 fraction, seed)
+  test = labeled[test_positions]
+  train = np.setdiff1d(np.arange(len(split.labels)), test)
+  return _take(split, train), _take(split, test)
+
+
+def _take(split: Split, rows: np.ndarray) -> Split:
+  return Split(split.inputs[rows], split.labels[rows],
+               tuple(split.sources[i] for i in rows))
+
+
+def _finish(modality: str, class_names: tuple[str, ...], train: Split,
+            test: Split | None, options: ReadOptions, where: str) -> OwnData:
+  """Checks the classes and carves a test split if there is none."""
+  check_classes(class_names, train.labels, where)
+  if test is None:
+    train, test = carve_test_split(train, options.test_fraction, options.seed)
+    if not len(test.labels):
+      raise DataError(
+          f'{where}: too few labeled examples to carve a test split of '
+          f'test_fraction={options.test_fraction}; label more or provide a '
+          'test split')
+  return OwnData(modality, class_names, train, test)
+
+
+# ----------------------------------------------------------------------------
+# A folder of images.
+
+
+def _read_image_folder(root: str, options: ReadOptions) -> OwnData:
+  has_splits = os.path.isdir(os.path.join(root, 'train'))
+  train_root = os.path.join(root, 'train') if has_splits else root
+  train_files = _class_folders(train_root, allow_unlabeled=True)
+  class_names = tuple(sorted(c for c in train_files if c != UNLABELED_FOLDER))
+  test_files = None
+  if has_splits and os.path.isdir(os.path.join(root, 'test')):
+    test_root = os.path.join(root, 'test')
+    test_files = _class_folders(test_root, allow_unlabeled=False)
+    unknown = sorted(set(test_files) - set(class_names))
+    if unknown:
+      raise DataError(f'{test_root}: classes {unknown} have no training '
+                      f'images (classes in {train_root}: {list(class_names)})')
+  everything = [f for files in [train_files, test_files or {}]
+                for names in files.values() for f in names]
+  shape = _image_shape(everything, options.image_size, root)
+
+  def split_of(files: dict[str, list[str]]) -> Split:
+    names = [(f, c) for c in sorted(files) for f in files[c]]
+    images = np.empty((len(names), *shape), np.uint8)
+    for i, (name, _) in enumerate(names):
+      images[i] = _decode_image(name, shape)
+    labels = np.array([UNLABELED if c == UNLABELED_FOLDER
+                       else class_names.index(c) for _, c in names], np.int32)
+    return Split(images, labels,
+                 tuple(os.path.relpath(n, root) for n, _ in names))
+
+  return _finish('image', class_names, split_of(train_files),
+                 None if test_files is None else split_of(test_files),
+                 options, root)
+
+
+def _class_folders(split_root: str, allow_unlabeled: bool
+                   ) -> dict[str, list[str]]:
+  """{class folder name: its image files (recursive, sorted)}."""
+  entries = sorted(os.listdir(split_root))
+  stray = [e for e in entries if e.lower().endswith(IMAGE_EXTENSIONS)
+           and os.path.isfile(os.path.join(split_root, e))]
+  if stray:
+    raise DataError(f'{os.path.join(split_root, stray[0])}: images must be in '
+                    'a folder named after their class (ROOT/<class>/'
+                    f'{stray[0]})')
+  files = {e: source_files(os.path.join(split_root, e)) for e in entries
+           if os.path.isdir(os.path.join(split_root, e))
+           and not e.startswith('.')}
+  if not allow_unlabeled and UNLABELED_FOLDER in files:
+    raise DataError(f'{os.path.join(split_root, UNLABELED_FOLDER)}: a test '
+                    'split cannot have unlabeled images')
+  if not files:
+    raise DataError(f'{split_root}: no class folders; expected '
+                    f'{split_root}/<class name>/<image>'
+                    f'{"|".join(IMAGE_EXTENSIONS)}')
+  empty = [c for c, names in files.items() if not names]
+  if empty:
+    raise DataError(f'{os.path.join(split_root, empty[0])}: no images '
+                    f'({"/".join(IMAGE_EXTENSIONS)}) in this class folder')
+  return files
+
+
+def _image_shape(names: list[str], image_size: int, root: str
+                 ) -> tuple[int, int, int]:
+  """(H, W, C) every image is stored at; reads headers only."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  sizes, grey = {}, True
+  for name in names:
+    try:
+      with Image.open(name) as image:
+        sizes.setdefault(image.size, name)
+        grey = grey and image.mode in _GREY_MODES
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+      raise DataError(f'{name}: not a readable image ({e})') from None
+  channels = 1 if grey else 3
+  if image_size:
+    return image_size, image_size, channels
+  if len(sizes) > 1:
+    (a, first), (b, second) = list(sizes.items())[:2]
+    raise DataError(
+        f'{root}: images differ in size ({first} is {a[0]}x{a[1]}, {second} '
+        f'is {b[0]}x{b[1]}); set config.data.image_size to resize them all')
+  (width, height), = sizes
+  return height, width, channels
+
+
+def _decode_image(name: str, shape: tuple[int, int, int]) -> np.ndarray:
+  """The image in `name` as uint8 (H, W, C), converted and resized."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  height, width, channels = shape
+  try:
+    with Image.open(name) as image:
+      image = image.convert('L' if channels == 1 else 'RGB')
+      if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
+      pixels = np.asarray(image, np.uint8)
+  except (OSError, ValueError, SyntaxError) as e:
+    raise DataError(f'{name}: cannot decode the image ({e}); replace or '
+                    'remove it') from None
+  return pixels.reshape(height, width, channels)
+
+
+# ----------------------------------------------------------------------------
+# A table of texts.
+
+
+def _read_table(path: str, options: ReadOptions) -> OwnData:
+  text = _read_utf8(path)
+  extension = os.path.splitext(path)[1].lower()
+  if extension in TABLE_DELIMITERS:
+    rows = _csv_rows(path, text, TABLE_DELIMITERS[extension], options)
+  else:
+    rows = _json_lines(path, text, options)
+  if not rows:
+    raise DataError(f'{path}: no rows')
+  values = [label for _, _, label in rows if label is not None]
+  class_names = class_names_of(values)
+  labels = np.array([UNLABELED if label is None else class_names.index(label)
+                     for _, _, label in rows], np.int32)
+  documents = np.empty((len(rows),), object)
+  documents[:] = [document for _, document, _ in rows]
+  train = Split(documents, labels, tuple(f'line {n}' for n, _, _ in rows))
+  return _finish('text', class_names, train, None, options, path)
+
+
+def _read_utf8(path: str) -> str:
+  with open(path, 'rb') as f:
+    raw = f.read()
+  try:
+    return raw.decode('utf-8-sig')
+  except UnicodeDecodeError as e:
+    line = raw.count(b'\n', 0, e.start) + 1
+    raise DataError(f'{path}, line {line}: not UTF-8 ({e.reason} at byte '
+                    f'{e.start}); save the file as UTF-8') from None
+
+
+def _label_value(value: Any) -> str | None:
+  """A label cell as a class name; None for unlabeled (empty, null, -1)."""
+  if value is None:
+    return None
+  value = str(value).strip()
+  return None if value in ('', str(UNLABELED)) else value
+
+
+def _csv_rows(path: str, text: str, delimiter: str, options: ReadOptions
+              ) -> list[tuple[int, str, str | None]]:
+  """(line number, text, label or None) per data row."""
+  reader = csv.reader(io.StringIO(text, newline=''), delimiter=delimiter)
+  try:
+    header = next(reader)
+  except StopIteration:
+    raise DataError(f'{path}: empty file; expected a header row naming the '
+                    f'columns {options.text_column!r} and '
+                    f'{options.label_column!r}') from None
+  columns = []
+  for key in ('text_column', 'label_column'):
+    name = getattr(options, key)
+    if name not in header:
+      raise DataError(f'{path}: no column {name!r} (config.data.{key}); the '
+                      f'header has {header}')
+    columns.append(header.index(name))
+  rows, line = [], reader.line_num + 1
+  try:
+    for cells in reader:
+      if cells:  # A blank line is no row.
+        if len(cells) != len(header):
+          raise DataError(f'{path}, line {line}: {len(cells)} cells where '
+                          f'the header has {len(header)}')
+        rows.append((line, cells[columns[0]], _label_value(cells[columns[1]])))
+      line = reader.line_num + 1
+  except csv.Error as e:
+    raise DataError(f'{path}, line {line}: {e}') from None
+  return rows
+
+
+def _json_lines(path: str, text: str, options: ReadOptions
+                ) -> list[tuple[int, str, str | None]]:
+  rows = []
+  for number, line in enumerate(text.splitlines(), 1):
+    if not line.strip():
+      continue
+    try:
+      record = json.loads(line)
+    except json.JSONDecodeError as e:
+      raise DataError(f'{path}, line {number}: not JSON ({e.msg})') from None
+    if not isinstance(record, dict):
+      raise DataError(f'{path}, line {number}: expected a JSON object')
+    for key in ('text_column', 'label_column'):
+      if getattr(options, key) not in record:
+        raise DataError(f'{path}, line {number}: no key '
+                        f'{getattr(options, key)!r} (config.data.{key}); it '
+                        f'has {sorted(record)}')
+    document = record[options.text_column]
+    if not isinstance(document, str):
+      raise DataError(f'{path}, line {number}: {options.text_column!r} is '
+                      f'{document!r}, not a string')
+    rows.append((number, document, _label_value(record[options.label_column])))
+  return rows
+
+
+# ----------------------------------------------------------------------------
+# NumPy arrays.
+
+
+def _open_npz(path: str) -> Any:
+  try:
+    return np.load(path, allow_pickle=False)
+  except (OSError, ValueError) as e:
+    raise DataError(f'{path}: not a readable .npz file ({e})') from None
+
+
+def _read_npz(path: str, options: ReadOptions) -> OwnData:
+  with _open_npz(path) as arrays:
+    missing = [k for k in ('x_train', 'y_train') if k not in arrays.files]
+    if ('x_test' in arrays.files) != ('y_test' in arrays.files):
+      missing.append('y_test' if 'x_test' in arrays.files else 'x_test')
+    if missing:
+      raise DataError(f'{path}: missing arrays {missing}; it has '
+                      f'{sorted(arrays.files)} (expected x_train, y_train and '
+                      'optionally x_test, y_test, class_names)')
+    try:
+      loaded = {k: arrays[k] for k in arrays.files}
+    except (OSError, ValueError) as e:
+      raise DataError(f'{path}: cannot read its arrays ({e})') from None
+  splits = {}
+  for split in ('train', 'test'):
+    if f'x_{split}' in loaded:
+      splits[split] = _npz_split(path, split, loaded[f'x_{split}'],
+                                 loaded[f'y_{split}'], options.image_size)
+  modalities = {s: 'text' if x.dtype == object else 'image'
+                for s, (x, _) in splits.items()}
+  if len(set(modalities.values())) > 1:
+    raise DataError(f'{path}: x_train and x_test differ in kind '
+                    f'({modalities})')
+  if 'test' in splits and (splits['test'][1] == UNLABELED).any():
+    raise DataError(f'{path}: y_test has unlabeled examples (-1); every '
+                    'test example needs its label')
+  shapes = {x.shape[1:] for x, _ in splits.values()}
+  if len(shapes) > 1:
+    raise DataError(f'{path}: x_train and x_test images differ in shape '
+                    f'{sorted(shapes)}; set config.data.image_size')
+  highest = max(int(y.max(initial=UNLABELED)) for _, y in splits.values())
+  class_names = _npz_class_names(path, loaded.get('class_names'), highest)
+
+  def split_of(split: str) -> Split | None:
+    if split not in splits:
+      return None
+    x, y = splits[split]
+    return Split(x, y, tuple(f'x_{split}[{i}]' for i in range(len(y))))
+
+  return _finish(modalities['train'], class_names, split_of('train'),
+                 split_of('test'), options, path)
+
+
+def _npz_split(path: str, split: str, x: np.ndarray, y: np.ndarray,
+               image_size: int) -> tuple[np.ndarray, np.ndarray]:
+  """Checked (inputs, int32 labels) of one split of an .npz."""
+  if y.ndim != 1 or y.dtype.kind not in 'iu':
+    raise DataError(f'{path}: y_{split} must be a 1-D integer array; it is '
+                    f'{y.dtype} of shape {y.shape}')
+  if len(x) != len(y):
+    raise DataError(f'{path}: x_{split} has {len(x)} examples but y_{split} '
+                    f'{len(y)}; they must be the same length')
+  if len(y) and int(y.min()) < UNLABELED:
+    raise DataError(f'{path}: y_{split} has {int(y.min())}; classes are 0, '
+                    '1, ... and -1 marks unlabeled')
+  if x.dtype.kind in 'US':
+    if x.ndim != 1:
+      raise DataError(f'{path}: x_{split} texts must be 1-D; shape {x.shape}')
+    texts = np.empty((len(x),), object)
+    texts[:] = [str(t) if x.dtype.kind == 'U' else t.decode('utf-8')
+                for t in x]
+    return texts, y.astype(np.int32)
+  return _npz_images(path, split, x, image_size), y.astype(np.int32)
+
+
+def _npz_images(path: str, split: str, x: np.ndarray, image_size: int
+                ) -> np.ndarray:
+  """uint8 (N, H, W, C) from uint8/integer 0..255 or float 0..1 pixels."""
+  if x.ndim == 3:
+    x = x[..., None]
+  if x.ndim != 4 or x.shape[-1] not in (1, 3):
+    raise DataError(f'{path}: x_{split} must be images (N, H, W) or (N, H, '
+                    f'W, C) with C 1 or 3, or 1-D strings; shape {x.shape}')
+  if x.dtype.kind == 'f':
+    if x.size and (x.min() < 0 or x.max() > 1):
+      raise DataError(f'{path}: x_{split} is float with values outside '
+                      '[0, 1]; store uint8 pixels 0..255 or floats in [0, 1]')
+    x = np.round(x * 255)
+  elif x.dtype.kind in 'iu':
+    if x.size and (x.min() < 0 or x.max() > 255):
+      raise DataError(f'{path}: x_{split} has pixel values outside 0..255')
+  else:
+    raise DataError(f'{path}: x_{split} has dtype {x.dtype}; expected '
+                    'uint8 pixels, floats in [0, 1] or strings')
+  x = x.astype(np.uint8)
+  if image_size and x.shape[1:3] != (image_size, image_size):
+    x = _resize_all(x, image_size)
+  return x
+
+
+def _resize_all(images: np.ndarray, size: int) -> np.ndarray:
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  out = np.empty((len(images), size, size, images.shape[-1]), np.uint8)
+  for i, image in enumerate(images):
+    resized = Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1
+                              else image).resize((size, size),
+                                                 Image.Resampling.BILINEAR)
+    out[i] = np.asarray(resized).reshape(size, size, -1)
+  return out
+
+
+def _npz_class_names(path: str, names: np.ndarray | None, highest: int
+                     ) -> tuple[str, ...]:
+  if names is None:
+    return tuple(str(c) for c in range(highest + 1))
+  names = tuple(str(n) for n in np.asarray(names).reshape(-1))
+  if len(names) <= highest:
+    raise DataError(f'{path}: class_names has {len(names)} names but the '
+                    f'labels go up to {highest}')
+  if len(set(names)) != len(names):
+    raise DataError(f'{path}: class_names repeats a name: {list(names)}')
+  return names
