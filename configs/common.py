@@ -91,6 +91,26 @@ def own_files_active_config(selector, target, method):
   return config
 
 
+def make_labeling(config):
+  """An active config made a labeling loop: people answer (svp_jax.labeling).
+
+  The same selector, target, method and schedule; each command asks one
+  round's queries, trains the target or exports the labels.
+  """
+  config.mode = 'label'
+  config.labeling = ml_collections.ConfigDict(dict(
+      # query: merge the last round's answers and ask the next round's;
+      # train_target: train and test the target on the labels so far;
+      # export: write every labeled example and its label (labeled.csv).
+      action='query',
+      # Ask about every pool example as if the files had no labels, and
+      # keep the files' labels for the checks that answer from them (a
+      # simulated person: scripts/answer_queries.py).
+      ignore_file_labels=False,
+  ))
+  return config
+
+
 def base_config(dataset, model, lr_schedule, **recipe):
   """A single-model training run: the foundation's main job."""
   config = ml_collections.ConfigDict()

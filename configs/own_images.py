@@ -24,7 +24,7 @@ SELECTORS = {'proxy': 'preact8', 'baseline': fashion_mnist.TARGET}
 ARGUMENTS = common.Arguments(
     method=common.active_method(),
     selector=common.Choice(tuple(SELECTORS), 'proxy', 'SELECTOR'),
-    quick=common.FLAG)
+    label=common.FLAG, quick=common.FLAG)
 
 
 def get_config(arg=None):
@@ -33,4 +33,6 @@ def get_config(arg=None):
                                    augment=False)
               for model in (SELECTORS[args.selector], fashion_mnist.TARGET)]
   config = common.own_files_active_config(*sections, args.method)
-  return common.make_active_quick(config) if args.quick else config
+  if args.quick:
+    common.make_active_quick(config)
+  return common.make_labeling(config) if args.label else config

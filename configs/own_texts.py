@@ -20,7 +20,8 @@ from configs import rotten_tomatoes_svp
 from configs import text
 
 ARGUMENTS = common.Arguments(method=common.active_method(),
-                             fasttext_target=common.FLAG, quick=common.FLAG)
+                             fasttext_target=common.FLAG,
+                             label=common.FLAG, quick=common.FLAG)
 
 
 def get_config(arg=None):
@@ -34,4 +35,6 @@ def get_config(arg=None):
     target = text.model_section(rotten_tomatoes_svp.TARGET)
     target.model.document_length = rotten_tomatoes_svp.DOCUMENT_LENGTH
   config = common.own_files_active_config(selector, target, args.method)
-  return text.make_active_quick(config) if args.quick else config
+  if args.quick:
+    text.make_active_quick(config)
+  return common.make_labeling(config) if args.label else config

@@ -131,7 +131,7 @@ def _root_key(state: RoundState) -> jax.Array:
   return jax.random.wrap_key_data(state.key)
 
 
-def _fit(exp: Experiment, role: str, indices: np.ndarray, state: RoundState,
+def fit_role(exp: Experiment, role: str, indices: np.ndarray, state: RoundState,
          why: str = '', **kwargs) -> experiment.Fit:
   """Trains the selector or target (`role`) on `indices`.
 
@@ -173,7 +173,7 @@ def selector_fit(exp: Experiment, state: RoundState,
     logging.info('selector: reusing the target trained on %d labels',
                  len(indices))
     return reused
-  return _fit(exp, 'selector', indices, state,
+  return fit_role(exp, 'selector', indices, state,
               track_forgetting=exp.method.needs == methods.FORGETTING)
 
 
@@ -186,7 +186,7 @@ def agreement_scores(exp: Experiment, state: RoundState, indices: np.ndarray,
   points as the target would. The target trained on these labels at the end
   of the previous round is reused when there is one.
   """
-  target = _reusable_target(state, len(indices)) or _fit(
+  target = _reusable_target(state, len(indices)) or fit_role(
       exp, 'target', indices, state, '(for agreement)')
   target_scores = experiment.method_scores(exp.job, exp.job.target,
                                            exp.method, target, state.labeled)
@@ -201,7 +201,8 @@ def select(exp: Experiment, state: RoundState, k: int
   method = exp.method if state.round > 0 else methods.get('random')
   pick_key = jax.random.fold_in(
       jax.random.fold_in(_root_key(state), state.round), experiment.SELECT)
-  measured = {'selector': None, 'scoring_seconds': 0.0, 'agreement': None}
+  measured = {'selector': None, 'scoring_seconds': 0.0, 'agreement': None,
+              'trained': None}
   compiling = 0.0
   scores = None
   if method.trains_selector:
@@ -211,7 +212,7 @@ def select(exp: Experiment, state: RoundState, k: int
     scores, scoring = timing.timed(
         experiment.method_scores, exp.job, exp.job.selector, method,
         trained, state.labeled)
-    measured.update(selector=trained.row,
+    measured.update(selector=trained.row, trained=trained,
                     scoring_seconds=scoring.run_seconds)
     compiling += scoring.compile_seconds
     if exp.compare_with_target:
@@ -267,7 +268,7 @@ def run_round(exp: Experiment, state: RoundState
   }
   target = None
   if size in exp.target_sizes:
-    target = _fit(exp, 'target', np.flatnonzero(labeled), state)
+    target = fit_role(exp, 'target', np.flatnonzero(labeled), state)
     record.update(target=target.row,
                   target_train_seconds=target.row['train_time'])
   log_round(record)

@@ -114,11 +114,13 @@ class Fit:
 
 
 def load_job(config: ml_collections.ConfigDict, workdir: str,
-             sections: Mapping[str, Any]) -> Job:
+             sections: Mapping[str, Any], require_labels: bool = True) -> Job:
   """Loads the data of `config` and builds a learner per role of `sections`.
 
   `sections` maps a role to the config section holding its `model` and
   `train` (config.selector, config.target; a train job's config itself).
+  With `require_labels`, a pool with unlabeled examples (data.UNLABELED) is
+  a DataError: only the labeling loop (svp_jax.labeling) asks for labels.
   """
   info = data.configured_info(config.data, config.seed)
   pool = data.load_configured_split(config.data, info.train_split,
@@ -127,7 +129,8 @@ def load_job(config: ml_collections.ConfigDict, workdir: str,
   test = data.load_configured_split(config.data, info.test_split,
                                     config.data.max_test_examples,
                                     config.seed)
-  check_all_labeled(pool[1], f'{config.data.name} {info.train_split} split')
+  if require_labels:
+    check_all_labeled(pool[1], f'{config.data.name} {info.train_split} split')
   roles = tuple(sections)
   models = [sections[role].model for role in roles]
   # Models that read the same encoding share one (svp_jax.inputs).
@@ -149,8 +152,8 @@ def check_all_labeled(labels: np.ndarray, what: str):
     raise data.DataError(
         f'{what}: {unlabeled} of its {len(labels)} examples are unlabeled '
         f'(label {data.UNLABELED}); a simulated run (mode active, coreset, '
-        'train) needs every label. Label them, or move them out of the '
-        'data.')
+        'train) needs every label. Label them (mode label: README, "On your '
+        'own data"), or move them out of the data.')
 
 
 def make_learner(section, info: data.DatasetInfo, pool_inputs: Any,
@@ -270,9 +273,16 @@ def train_key(key_data: np.ndarray, role: str, size: int) -> jax.Array:
 # Workdirs and sizes.
 
 
-# Config sections that say how a run operates, not what it computes: a run
-# may be resumed with other values.
-RUN_OPERATION_KEYS = ('preemption',)
+# Config keys (or whole sections) that say how a run operates, not what it
+# computes: a run may be resumed with other values, and a labeling loop's
+# commands differ in their labeling.action only.
+RUN_OPERATION_KEYS = ('preemption', 'labeling.action')
+
+
+def is_run_operation_key(dotted: str) -> bool:
+  """Whether config key `dotted` ('a.b.c') is or lies in RUN_OPERATION_KEYS."""
+  return any(dotted == k or dotted.startswith(f'{k}.')
+             for k in RUN_OPERATION_KEYS)
 
 
 def claim_workdir(workdir: str, config: ml_collections.ConfigDict):
@@ -284,7 +294,7 @@ def claim_workdir(workdir: str, config: ml_collections.ConfigDict):
     # How a run survives failures does not change what it computes.
     differing = sorted(
         key for key in results.differing_keys(existing, wanted)
-        if key.split('.')[0] not in RUN_OPERATION_KEYS)
+        if not is_run_operation_key(key))
     if differing:
       raise validation.ConfigError(
           f'workdir {workdir!r} holds a run of a different config (differs '

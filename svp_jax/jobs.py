@@ -6,11 +6,12 @@ import ml_collections
 
 from svp_jax import active
 from svp_jax import coreset
+from svp_jax import labeling
 from svp_jax import train_job
 from svp_jax import validation
 
 JOBS = {'train': train_job.run, 'active': active.run, 'coreset': coreset.run,
-        'precomputed': coreset.run_precomputed}
+        'precomputed': coreset.run_precomputed, 'label': labeling.run}
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

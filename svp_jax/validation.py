@@ -8,7 +8,9 @@ from svp_jax import inputs
 from svp_jax import methods
 from svp_jax import train
 
-MODES = ('train', 'active', 'coreset', 'precomputed')
+MODES = ('train', 'active', 'coreset', 'precomputed', 'label')
+# What a labeling-loop command does (svp_jax.labeling).
+LABELING_ACTIONS = ('query', 'train_target', 'export')
 
 
 class ConfigError(ValueError):
@@ -177,6 +179,17 @@ def validate_active_config(config):
   check_sizes('selection.eval_target_at', config.selection.eval_target_at)
   for i, size in enumerate(config.selection.eval_target_at):
     check_int(f'selection.eval_target_at[{i}]', size, 1)
+
+
+def validate_label_config(config):
+  """Checks a labeling-loop config (mode 'label', svp_jax.labeling)."""
+  check_job(config, ('selector', 'target'))
+  check_choice('selection.method', config.selection.method,
+               methods.names('active'))
+  check_sizes('selection.rounds', config.selection.rounds)
+  check_choice('labeling.action', config.labeling.action, LABELING_ACTIONS)
+  check_choice('labeling.ignore_file_labels',
+               config.labeling.ignore_file_labels, (True, False))
 
 
 def check_methods(key: str, methods: Any, allowed: Sequence[str]):
