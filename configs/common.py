@@ -49,9 +49,14 @@ def data_config(name):
       data_dir='',
       # '' means the dataset's default place for local files (BUILD.md).
       manual_dir='',
-      # Let TFDS download and prepare (needs internet; off so that a missing
-      # dataset fails at once instead of after minutes of retries).
+      # Let TFDS download and prepare: True, False, or 'auto' (when the
+      # dataset's download host answers at once; a machine without internet
+      # then fails at once instead of after minutes of retries).
       download=_LOAD_DEFAULTS.download,
+      # Split names, for datasets named by their TFDS name ('': train and
+      # test; some datasets call theirs validation).
+      train_split=_LOAD_DEFAULTS.train_split,
+      test_split=_LOAD_DEFAULTS.test_split,
       # Use only the first N examples of a split (0: all); for quick runs.
       max_train_examples=0,
       max_test_examples=0,

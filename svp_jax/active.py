@@ -490,6 +490,17 @@ def check_index_files(workdir: str, state: RoundState):
 # Building and running an experiment.
 
 
+def reuses_target(config: ml_collections.ConfigDict,
+                  method: methods.SelectionMethod) -> bool:
+  """Whether selectors are the last target (a baseline: Experiment.same_models).
+
+  A method that trains no selector has nothing to reuse; one that counts
+  forgetting events needs a selector that counted them.
+  """
+  return (run_files.same_training(config.selector, config.target)
+          and method.needs in (methods.UNCERTAINTY, methods.FEATURES))
+
+
 def make_experiment(config: ml_collections.ConfigDict,
                     workdir: str) -> Experiment:
   """The fixed parts of a run: data, learners, schedule, method."""
@@ -501,11 +512,7 @@ def make_experiment(config: ml_collections.ConfigDict,
   return Experiment(
       job=job, method=method, schedule=schedule,
       target_sizes=resolve_target_sizes(config.selection, schedule),
-      # A method that trains no selector has nothing to reuse; one that
-      # counts forgetting events needs a selector that counted them.
-      same_models=(run_files.same_training(config.selector, config.target)
-                   and method.needs in (methods.UNCERTAINTY,
-                                        methods.FEATURES)),
+      same_models=reuses_target(config, method),
       compare_with_target=config.selection.compare_with_target,
       preemption_policy=preemption.Policy.from_config(config))
 

@@ -276,7 +276,10 @@ def train_key(key_data: np.ndarray, role: str, size: int) -> jax.Array:
 # Config keys (or whole sections) that say how a run operates, not what it
 # computes: a run may be resumed with other values, and a labeling loop's
 # commands differ in their labeling.action only.
-RUN_OPERATION_KEYS = ('preemption', 'labeling.action')
+RUN_OPERATION_KEYS = ('preemption', 'labeling.action', 'data.download')
+# Keys added to the configs after runs were made: a recorded config without
+# one matches a config holding this value (what the run did without it).
+ADDED_KEY_DEFAULTS = {'data.train_split': '', 'data.test_split': ''}
 
 
 def is_run_operation_key(dotted: str) -> bool:
@@ -294,7 +297,8 @@ def claim_workdir(workdir: str, config: ml_collections.ConfigDict):
     # How a run survives failures does not change what it computes.
     differing = sorted(
         key for key in results.differing_keys(existing, wanted)
-        if not is_run_operation_key(key))
+        if not is_run_operation_key(key)
+        and not _added_with_default(existing, wanted, key))
     if differing:
       raise validation.ConfigError(
           f'workdir {workdir!r} holds a run of a different config (differs '
@@ -302,6 +306,17 @@ def claim_workdir(workdir: str, config: ml_collections.ConfigDict):
           f'--workdir. Nothing was changed.')
   else:
     results.write_json(path, wanted)
+
+
+def _added_with_default(existing: dict[str, Any], wanted: dict[str, Any],
+                        dotted: str) -> bool:
+  """Whether `dotted` is missing from `existing` and at its ADDED default."""
+  if dotted not in ADDED_KEY_DEFAULTS:
+    return False
+  *sections, key = dotted.split('.')
+  for section in sections:
+    existing, wanted = existing.get(section, {}), wanted.get(section, {})
+  return key not in existing and wanted.get(key) == ADDED_KEY_DEFAULTS[dotted]
 
 
 def resolve_size(key: str, value: float, pool_size: int) -> int:

@@ -264,9 +264,12 @@ def open_session(config: ml_collections.ConfigDict, workdir: str) -> Session:
                               require_labels=False)
   schedule = active.resolve_schedule(config.selection.initial_subset,
                                      config.selection.rounds, job.pool_size)
+  method = methods.get(config.selection.method)
   exp = active.Experiment(
-      job=job, method=methods.get(config.selection.method),
-      schedule=schedule, target_sizes=frozenset(),
+      job=job, method=method, schedule=schedule,
+      # The simulated run's, for its baseline's reuse (ask()).
+      target_sizes=active.resolve_target_sizes(config.selection, schedule),
+      same_models=active.reuses_target(config, method),
       preemption_policy=preemption.Policy.from_config(config))
   file_labels = np.asarray(job.pool[1], np.int32)
   if config.labeling.ignore_file_labels:
@@ -329,6 +332,13 @@ def ask(session: Session, workdir: str, key: np.ndarray, labels: Labels,
     raise validation.ConfigError('config.mode=label: every pool example is '
                                  'labeled; nothing is left to ask')
   state = active.RoundState(labels.labeled, round_index, key, ())
+  indices = np.flatnonzero(labels.labeled)
+  if exp.same_models and round_index and len(indices) in exp.target_sizes:
+    # A baseline (the selector trains as the target) selects, as the
+    # simulated run does, with the target trained on these labels: the same
+    # training that train_target at this size gives.
+    state = dataclasses.replace(state, last_target=active.fit_role(
+        exp, 'target', indices, state))
   logging.info('round %d: asking for %d of %d unlabeled examples by %s',
                round_index, k, unlabeled,
                'random' if round_index == 0 else exp.method.name)

@@ -57,14 +57,19 @@ def check_lr_schedule(key: str, schedule: Any):
 
 
 def check_data(section, prefix: str = 'data'):
-  check_choice(f'{prefix}.name', section.name, data.supported_datasets())
+  if not data.registry.known_dataset(section.name):
+    _fail(f'{prefix}.name', section.name,
+          f'expected one of {data.supported_datasets()} or the name of a '
+          'TFDS classification dataset')
+  if 'download' in section:
+    check_choice(f'{prefix}.download', section.download,
+                 data.tfds_util.DOWNLOAD_CHOICES)
   check_int(f'{prefix}.max_train_examples', section.max_train_examples, 0)
   check_int(f'{prefix}.max_test_examples', section.max_test_examples, 0)
-  own_files = section.name == data.files.NAME
   if 'image_size' in section:  # Streamed ImageNet's crop size; own images'.
     check_int(f'{prefix}.image_size', section.image_size,
-              0 if own_files else 32)
-  if own_files:
+              0 if 'path' in section else 32)
+  if section.name == data.files.NAME:
     check_own_files(section, prefix)
 
 

@@ -146,14 +146,15 @@ def test_default_data_dir_follows_tfds(monkeypatch):
 
 
 def test_unknown_dataset_name_names_key_value_and_choices(tmp_path):
-  for call in (lambda: data.dataset_info('mnist'),
-               lambda: data.load_split('mnist', 'train',
+  for call in (lambda: data.dataset_info('no_such_set'),
+               lambda: data.load_split('no_such_set', 'train',
                                        data_dir=str(tmp_path))):
     with pytest.raises(ValueError) as error:
       call()
     message = str(error.value)
-    assert 'data.name' in message and "'mnist'" in message
+    assert 'data.name' in message and "'no_such_set'" in message
     assert all(name in message for name in data.SUPPORTED_DATASETS)
+    assert 'TFDS classification dataset' in message
 
 
 def test_unknown_split(tmp_path):

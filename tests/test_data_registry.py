@@ -86,7 +86,7 @@ def test_load_configured_split_passes_the_config_and_limit(tiny):
   # '' in the config means the default place: None for the family.
   ((_, _, options),) = tiny
   assert options == data.LoadOptions(data_dir=None, manual_dir='/manual',
-                                     download=False, in_memory=True)
+                                     download='auto', in_memory=True)
 
 
 def test_config_validation_takes_names_from_the_registry(tiny):
@@ -101,7 +101,7 @@ def test_unregistered_family_is_gone():
   # Same words as for any unknown name, listing what is registered.
   assert str(error.value) == (
       f'config.data.name={NAME!r} is not supported: expected one of '
-      f'{BUILT_IN}')
+      f'{BUILT_IN} or the name of a TFDS classification dataset')
   with pytest.raises(validation.ConfigError, match=NAME):
     validation.check_data(common.data_config(NAME))
 

@@ -151,7 +151,9 @@ def labeled_sets(workdir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('method', ['least_confidence', 'kcenters'])
+# 'baseline': the selector trains as the target, and reuses it.
+@pytest.mark.parametrize('method', ['least_confidence', 'kcenters',
+                                    'least_confidence,baseline'])
 def test_answering_with_the_known_labels_selects_what_the_simulation_does(
     own_files, tmp_path, method):
   answer = load_script('answer_queries').answer

@@ -15,7 +15,9 @@ from svp_jax.data import cifar
 from svp_jax.data import fashion_mnist
 from svp_jax.data import imagenet
 from svp_jax.data import text
-from svp_jax.data import files  # A user's own files: last, being dynamic.
+from svp_jax.data import files  # A user's own files (dynamic).
+# Any other TFDS name: last, so that the names above keep their families.
+from svp_jax.data import tfds_catalog
 # pylint: enable=unused-import
 from svp_jax.data import registry
 from svp_jax.data.augment import normalize

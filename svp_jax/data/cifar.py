@@ -46,12 +46,13 @@ def cifar_builder(name: str, data_dir: str, manual_dir: str | None,
   archive, size = CIFAR_ARCHIVES[name]
   manual_dir = manual_dir or tfds_util.default_manual_dir(data_dir)
   have_archive = os.path.isfile(os.path.join(manual_dir, archive))
-  if not (have_archive or download):
+  if not (have_archive or tfds_util.may_download(builder_cls, download)):
     raise DataError(
-        f'{name} is not prepared in data_dir={data_dir} and the official '
+        f'{name} is not prepared in data_dir={data_dir}, the official '
         f'binary archive {archive} ({size:,} bytes, the "binary version" of '
-        f'CIFAR, not the python one) is not in manual_dir={manual_dir}. '
-        'Copy it there (or set --config.data.manual_dir to its folder), or '
+        f'CIFAR, not the python one) is not in manual_dir={manual_dir}, and '
+        f'{tfds_util.download_refusal(builder_cls, download)}. Copy the '
+        'archive there (or set --config.data.manual_dir to its folder), or '
         'let TFDS download it with --config.data.download=True (needs '
         f'internet). Preparing needs TensorFlow: {tfds_util.PREPARE_HINT}.')
 

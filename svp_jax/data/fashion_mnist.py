@@ -68,20 +68,23 @@ def fashion_mnist_builder(name: str, data_dir: str, manual_dir: str | None,
       raise DataError(f'fashion_mnist: {folder} holds only some of the IDX '
                       f'files; missing {missing}.')
 
-  if download:
+  if tfds_util.may_download(official_cls, download):
     tfds_util.require_tensorflow('fashion_mnist',
                                  "preparing TFDS's download")
     builder = official_cls(data_dir=data_dir)
     tfds_util.prepare(builder, None)
     return builder
-  raise _missing_error(data_dir, searched)
+  raise _missing_error(data_dir, searched,
+                       tfds_util.download_refusal(official_cls, download))
 
 
-def _missing_error(data_dir: str, searched: list[str]) -> DataError:
+def _missing_error(data_dir: str, searched: list[str],
+                   no_download: str) -> DataError:
   return DataError(
-      f'fashion_mnist is not prepared in data_dir={data_dir} and its four '
+      f'fashion_mnist is not prepared in data_dir={data_dir}, its four '
       f'IDX files ({", ".join(idx.FASHION_MNIST_FILENAMES)}) are not in '
-      f'{" or ".join(searched)}. Provide them in one of these ways:\n'
+      f'{" or ".join(searched)}, and {no_download}. Provide them in one of '
+      'these ways:\n'
       '  * as root: apt-get install dataset-fashion-mnist (installs them in '
       f'{FASHION_MNIST_SYSTEM_DIR});\n'
       '  * without root: apt-get download dataset-fashion-mnist && '

@@ -119,8 +119,9 @@ def _builder(folder: str) -> Any:
   return tfds_util.tfds().builder_from_directory(folder)
 
 
-def describe(options: registry.LoadOptions) -> DatasetInfo:
+def describe(name: str, options: registry.LoadOptions) -> DatasetInfo:
   """The `DatasetInfo` of the files at `options.path` (prepared first)."""
+  del name  # Always NAME.
   builder = _builder(prepared_folder(options))
   meta = builder.info.metadata
   image_shape = (() if meta['modality'] == 'text' else

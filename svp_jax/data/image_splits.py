@@ -78,18 +78,22 @@ def loader(find_builder: Callable[[str, str, str | None, bool], Any]
 
 
 def read_split(builder: Any, info: DatasetInfo, split: str, in_memory: bool,
-               image_key: str = 'image'
+               image_key: str = 'image', label_key: str = 'label',
+               order_by_id: bool = True
                ) -> tuple[np.ndarray | SplitImages, np.ndarray]:
   """A prepared builder's split as (uint8 images, int32 labels).
 
   Images (feature `image_key`) are a (N, H, W, C) array with `in_memory`,
-  else `SplitImages`.
+  else `SplitImages`; labels are feature `label_key`. `order_by_id`: put
+  the examples of a builder with an `id` feature in the official files'
+  order (TFDS's CIFAR builders; other datasets' ids mean other things).
   """
   start = time.perf_counter()
+  keys = (image_key, label_key, order_by_id)
   if in_memory:
-    images, labels = _read_whole(builder, split, info.image_shape, image_key)
+    images, labels = _read_whole(builder, split, info.image_shape, *keys)
   else:
-    images, labels = _index(builder, split, info.image_shape, image_key)
+    images, labels = _index(builder, split, info.image_shape, *keys)
   logging.info('Read %s[%s] from %s: %d examples%s in %.1f s.', info.name,
                split, builder.data_dir, len(labels),
                '' if in_memory else ' (labels; images on demand)',
@@ -98,18 +102,19 @@ def read_split(builder: Any, info: DatasetInfo, split: str, in_memory: bool,
 
 
 def _read_whole(builder: Any, split: str, image_shape: tuple[int, ...],
-                image_key: str) -> tuple[np.ndarray, np.ndarray]:
+                image_key: str, label_key: str, order_by_id: bool
+                ) -> tuple[np.ndarray, np.ndarray]:
   """All examples of a split as (uint8 images, int32 labels)."""
   source = builder.as_data_source(split=split)
   num = len(source)
   images = np.empty((num, *image_shape), np.uint8)
   labels = np.empty((num,), np.int32)
-  ids = [] if 'id' in builder.info.features else None
+  ids = [] if order_by_id and 'id' in builder.info.features else None
   try:
     for start, chunk in tfds_util.read_chunks(source):
       for offset, example in enumerate(chunk):
         images[start + offset] = example[image_key]
-        labels[start + offset] = example['label']
+        labels[start + offset] = example[label_key]
         if ids is not None:
           ids.append(_file_index(example['id']))
   except ImportError as e:
@@ -123,17 +128,18 @@ def _read_whole(builder: Any, split: str, image_shape: tuple[int, ...],
 
 
 def _index(builder: Any, split: str, image_shape: tuple[int, ...],
-           image_key: str) -> tuple[SplitImages, np.ndarray]:
+           image_key: str, label_key: str, order_by_id: bool
+           ) -> tuple[SplitImages, np.ndarray]:
   """Labels now and images on demand, in the same order as `_read_whole`."""
   # Labels and ids only: the images stay encoded.
   light = builder.as_data_source(
       split=split,
       decoders={image_key: tfds_util.tfds().decode.SkipDecoding()})
   labels = np.empty((len(light),), np.int32)
-  ids = [] if 'id' in builder.info.features else None
+  ids = [] if order_by_id and 'id' in builder.info.features else None
   for start, chunk in tfds_util.read_chunks(light):
     for offset, example in enumerate(chunk):
-      labels[start + offset] = example['label']
+      labels[start + offset] = example[label_key]
       if ids is not None:
         ids.append(_file_index(example['id']))
   positions = _file_order(ids)

@@ -32,9 +32,10 @@ class LoadOptions:
   data_dir: str | None = None
   # Folder with local source files (None: the family's default places).
   manual_dir: str | None = None
-  # Allow downloading (needs internet). Off by default so that missing data
+  # Allow downloading: True, False, or 'auto' (when the dataset's download
+  # host answers at once: tfds_util.may_download), so that missing data
   # fails at once instead of after minutes of download retries.
-  download: bool = False
+  download: bool | str = 'auto'
   # Decode every image now, or on demand (an object indexed like the array).
   in_memory: bool = True
   # Output height and width of streamed images (None: the dataset's own).
@@ -47,6 +48,9 @@ class LoadOptions:
   label_column: str = 'label'
   test_fraction: float = 0.2
   seed: int = 0
+  # Split names of datasets named by TFDS name ('': train and test).
+  train_split: str = ''
+  test_split: str = ''
 
 
 # (info, split, options) -> (inputs, int32 labels). Inputs are indexed like
@@ -61,11 +65,16 @@ class DatasetFamily:
   name: str
   infos: tuple[DatasetInfo, ...]
   load: Loader
-  # Dynamic families: options -> the info of the data they point at.
-  describe: Callable[[LoadOptions], DatasetInfo] | None = None
+  # Dynamic families: (name, options) -> the info of the data they point at.
+  describe: Callable[[str, LoadOptions], DatasetInfo] | None = None
+  # A catch-all dynamic family: which names, of those no other family has,
+  # it takes (any TFDS name); it registers no name of its own.
+  claims: Callable[[str], bool] | None = None
 
   @property
   def dataset_names(self) -> tuple[str, ...]:
+    if self.claims:
+      return ()
     return (self.name,) if self.describe else tuple(i.name for i in self.infos)
 
 
@@ -98,13 +107,30 @@ def supported_datasets() -> tuple[str, ...]:
   return tuple(_FAMILY_OF)
 
 
+def _claiming_family(name: str) -> DatasetFamily | None:
+  return next((f for f in _FAMILIES.values() if f.claims and f.claims(name)),
+              None)
+
+
+def known_dataset(name: Any) -> bool:
+  """Whether `name` is a registered dataset or one a catch-all family takes."""
+  if not isinstance(name, str):
+    return False
+  return name in _FAMILY_OF or _claiming_family(name) is not None
+
+
 def _family(name: str) -> DatasetFamily:
-  try:
-    return _FAMILY_OF[name]
-  except (KeyError, TypeError):
+  family = _FAMILY_OF.get(name) if isinstance(name, str) else None
+  family = family or (_claiming_family(name) if isinstance(name, str)
+                      else None)
+  if family is None:
+    catch_all = [f.name for f in _FAMILIES.values() if f.claims]
     raise ValueError(
         f'config.data.name={name!r} is not supported: expected one of '
-        f'{supported_datasets()}') from None
+        f'{supported_datasets()}'
+        + (' or the name of a TFDS classification dataset' if catch_all
+           else ''))
+  return family
 
 
 def dataset_info(name: str, **options: Any) -> DatasetInfo:
@@ -115,7 +141,7 @@ def dataset_info(name: str, **options: Any) -> DatasetInfo:
   """
   family = _family(name)
   if family.describe:
-    return family.describe(LoadOptions(**options))
+    return family.describe(name, LoadOptions(**options))
   return next(info for info in family.infos if info.name == name)
 
 
@@ -163,6 +189,8 @@ def configured_options(data_config: Any, seed: int = 0) -> dict[str, Any]:
       text_column=data_config.get('text_column', defaults.text_column),
       label_column=data_config.get('label_column', defaults.label_column),
       test_fraction=data_config.get('test_fraction', defaults.test_fraction),
+      train_split=data_config.get('train_split', defaults.train_split),
+      test_split=data_config.get('test_split', defaults.test_split),
       seed=seed)
 
 

@@ -9,8 +9,10 @@ dataset.
 
 from collections.abc import Iterator, Sequence
 import os
+import socket
 import time
 from typing import Any
+import urllib.parse
 
 from absl import logging
 
@@ -21,6 +23,11 @@ from svp_jax.data.errors import DataError
 READ_CHUNK = 4096
 # What to install to prepare datasets whose builders need TensorFlow.
 PREPARE_HINT = 'pip install -r requirements-prepare.txt'
+# config.data.download: True, False, or 'auto': download when the dataset's
+# download host answers within PROBE_SECONDS (a TPU VM: yes; a machine
+# without internet: no, at once, where TFDS itself retries for minutes).
+DOWNLOAD_CHOICES = (True, False, 'auto')
+PROBE_SECONDS = 3.0
 
 
 def default_data_dir() -> str:
@@ -39,6 +46,49 @@ def resolve_dirs(data_dir: str | None, manual_dir: str | None
 def default_manual_dir(data_dir: str) -> str:
   """TFDS's default manual_dir: <data_dir>/downloads/manual."""
   return os.path.join(data_dir, 'downloads', 'manual')
+
+
+def download_hosts(builder: Any) -> list[str]:
+  """The hosts a builder (class or instance) downloads from, per TFDS."""
+  try:
+    urls = builder.url_infos
+  except Exception:  # pylint: disable=broad-except
+    urls = None  # No checksums registered.
+  return sorted({urllib.parse.urlparse(u).hostname for u in urls or {}}
+                - {None})
+
+
+def reachable(host: str) -> bool:
+  """Whether `host` accepts a connection on port 443 within PROBE_SECONDS."""
+  try:
+    socket.create_connection((host, 443), timeout=PROBE_SECONDS).close()
+  except OSError:
+    return False
+  return True
+
+
+def may_download(builder: Any, download: bool | str) -> bool:
+  """Whether to let TFDS prepare `builder` from the internet.
+
+  'auto': yes when its first download host answers, or when TFDS lists no
+  download for it (a builder that generates its data, or reads manual files,
+  which fails at once when they are missing).
+  """
+  if download in (True, False):
+    return download
+  hosts = download_hosts(builder)
+  return not hosts or reachable(hosts[0])
+
+
+def download_refusal(builder: Any, download: bool | str) -> str:
+  """Why `may_download` said no, for an error message."""
+  if download is False:
+    return ('downloading is off (config.data.download=False; True or '
+            "'auto' lets TFDS download it)")
+  host = download_hosts(builder)[0]
+  return (f'its download host {host} cannot be reached from here (checked '
+          f"in {PROBE_SECONDS:.0f} s, config.data.download='auto'; True "
+          'makes TFDS try anyway)')
 
 
 def tfds() -> Any:
