@@ -4,7 +4,9 @@ No CIFAR is reachable here, so each test writes a tiny archive in the official
 binary layout with known pixels and labels, registers its size and sha256 as
 the builder's expected checksum (the only thing patched), and lets
 `load_split` prepare it from manual_dir exactly as it would the real archive.
-Preparing official builders needs TensorFlow (requirements-prepare.txt).
+svp_jax prepares CIFAR with a builder of its own (no TensorFlow); TFDS's
+official builders, when prepared already, are read in preference and give
+the same arrays (preparing those needs TensorFlow, requirements-prepare.txt).
 The official `fashion_mnist` builder is fed Debian's real files the same way.
 """
 
@@ -120,9 +122,74 @@ def test_official_builder_prepares_standin_archive(monkeypatch, tmp_path,
     rows = np.arange(len(want_labels))[::-1]
     np.testing.assert_array_equal(lazy[rows], want_images[rows])
     np.testing.assert_array_equal(lazy_labels, want_labels)
-  # Prepared by the official builder, as array_record.
-  version_dir = tmp_path / 'tfds' / name / '3.0.2'
+  # Prepared by svp_jax's own builder (no TensorFlow), as array_record.
+  version_dir = tmp_path / 'tfds' / 'cifar_binary' / name / '1.0.0'
   assert any('array_record' in f.name for f in version_dir.iterdir())
+  assert not (tmp_path / 'tfds' / name).exists()
+
+
+@pytest.mark.parametrize('name', ['cifar10', 'cifar100'])
+def test_official_builder_is_preferred_and_reads_the_same(monkeypatch,
+                                                          tmp_path, name):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  manual_dir = tmp_path / 'manual'
+  manual_dir.mkdir()
+  archive, expected = write_standin_archive(name, str(manual_dir))
+  register_checksum(monkeypatch, name, archive)
+  data_dir = str(tmp_path / 'tfds')
+  tfds.builder_cls(name)(data_dir=data_dir).download_and_prepare(
+      download_config=tfds.download.DownloadConfig(
+          manual_dir=str(manual_dir)), file_format='array_record')
+  for split in ('train', 'test'):
+    images, labels = data.load_split(name, split, data_dir=data_dir,
+                                     manual_dir=str(manual_dir))
+    np.testing.assert_array_equal(images, expected[split][0])
+    np.testing.assert_array_equal(labels, expected[split][1])
+  assert not (tmp_path / 'tfds' / 'cifar_binary').exists()
+
+
+def test_cifar_prepares_without_tensorflow(monkeypatch, tmp_path):
+  archive, expected = write_standin_archive('cifar100', str(tmp_path))
+  register_checksum(monkeypatch, 'cifar100', archive)
+  # None in sys.modules makes `import tensorflow` raise ImportError.
+  monkeypatch.setitem(sys.modules, 'tensorflow', None)
+  images, labels = data.load_split('cifar100', 'train',
+                                   data_dir=str(tmp_path / 'tfds'),
+                                   manual_dir=str(tmp_path))
+  np.testing.assert_array_equal(images, expected['train'][0])
+  np.testing.assert_array_equal(labels, expected['train'][1])
+
+
+def test_a_download_is_checked_and_renamed_when_complete(monkeypatch,
+                                                         tmp_path):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from svp_jax.data import tfds_util  # pylint: disable=g-import-not-at-top
+  archive, expected = write_standin_archive('cifar10', str(tmp_path))
+  register_checksum(monkeypatch, 'cifar10', archive)
+  served = []
+
+  def urlopen(url, timeout):
+    del timeout
+    served.append(url)
+    return open(archive, 'rb')
+
+  monkeypatch.setattr(tfds_util.urllib.request, 'urlopen', urlopen)
+  monkeypatch.setattr(tfds_util, 'reachable', lambda host: True)
+  data_dir = tmp_path / 'tfds'
+  images, _ = data.load_split('cifar10', 'test', data_dir=str(data_dir))
+  np.testing.assert_array_equal(images, expected['test'][0])
+  (url,) = tfds.builder_cls('cifar10').url_infos
+  assert served == [url]
+  downloaded = os.listdir(data_dir / 'downloads')
+  assert 'cifar-10-binary.tar.gz' in downloaded
+  assert not [f for f in downloaded if f.endswith('.part')]
+  # A download that is not the registered file is refused and removed.
+  monkeypatch.setattr(tfds_util.urllib.request, 'urlopen',
+                      lambda url, timeout: open(__file__, 'rb'))
+  other = tmp_path / 'other'
+  with pytest.raises(data.DataError, match='not the official'):
+    data.load_split('cifar10', 'test', data_dir=str(other))
+  assert os.listdir(other / 'downloads') == []
 
 
 def test_prepared_cifar_is_read_without_tensorflow(monkeypatch, tmp_path):
@@ -152,7 +219,7 @@ def test_prepared_cifar_is_read_without_tensorflow(monkeypatch, tmp_path):
 def test_archive_with_wrong_checksum_is_refused(tmp_path):
   # Not registered: TFDS still expects the real archive's sha256.
   write_standin_archive('cifar10', str(tmp_path))
-  with pytest.raises(data.DataError, match='not the official archive'):
+  with pytest.raises(data.DataError, match='not the official'):
     data.load_split('cifar10', 'train', data_dir=str(tmp_path / 'tfds'),
                     manual_dir=str(tmp_path))
 

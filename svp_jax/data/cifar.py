@@ -1,11 +1,14 @@
-"""CIFAR-10 and CIFAR-100 through TFDS's official, unmodified builders.
+"""CIFAR-10 and CIFAR-100, prepared without TensorFlow from the binary archive.
 
-A split is prepared once (as array_record) from the official *binary*
-archive in manual_dir (default <data_dir>/downloads/manual), or downloaded
-with `download=True`; preparing needs TensorFlow (requirements-prepare.txt),
-reading it back needs only Pillow. Examples come in the official files'
-order (sorted by the builder's `id`). Importing this module registers the
-`cifar` family.
+Where the data comes from, in this order: TFDS's official `cifar10` /
+`cifar100` if already prepared as array_record (read in the official files'
+order, sorted by the builder's `id`); else our `cifar_binary` builder,
+prepared (numpy alone) from the official *binary* archive, found in
+manual_dir (default <data_dir>/downloads/manual) or downloaded into
+<data_dir>/downloads (`data.download`: the URL, size and sha256 are the
+ones TFDS registers for its official builder) and checked. Both give the
+same images in the same order. Importing this module registers the `cifar`
+family.
 """
 
 import os
@@ -36,39 +39,38 @@ INFOS = (
 
 
 def cifar_builder(name: str, data_dir: str, manual_dir: str | None,
-                  download: bool) -> Any:
-  """TFDS's official builder, prepared if needed from the binary archive."""
-  builder_cls = tfds_util.tfds().builder_cls(name)
-  builder = tfds_util.prepared(builder_cls, data_dir)
+                  download: bool | str) -> Any:
+  """A prepared builder; see the module docstring for the order of sources."""
+  official_cls = tfds_util.tfds().builder_cls(name)
+  builder = tfds_util.prepared(official_cls, data_dir)
+  if builder:
+    return builder
+  # Registers `cifar_binary` with TFDS, hence imported only here.
+  # pylint: disable-next=g-import-not-at-top
+  from svp_jax.data.builders import cifar_binary
+  builder = tfds_util.prepared(cifar_binary.CifarBinary, data_dir,
+                               config=name)
   if builder:
     return builder
 
   archive, size = CIFAR_ARCHIVES[name]
   manual_dir = manual_dir or tfds_util.default_manual_dir(data_dir)
-  have_archive = os.path.isfile(os.path.join(manual_dir, archive))
-  if not (have_archive or tfds_util.may_download(builder_cls, download)):
-    raise DataError(
-        f'{name} is not prepared in data_dir={data_dir}, the official '
-        f'binary archive {archive} ({size:,} bytes, the "binary version" of '
-        f'CIFAR, not the python one) is not in manual_dir={manual_dir}, and '
-        f'{tfds_util.download_refusal(builder_cls, download)}. Copy the '
-        'archive there (or set --config.data.manual_dir to its folder), or '
-        'let TFDS download it with --config.data.download=True (needs '
-        f'internet). Preparing needs TensorFlow: {tfds_util.PREPARE_HINT}.')
-
-  tfds_util.require_tensorflow(name, 'preparing the official TFDS builder')
-  # Not re-exported by TFDS's public API.
-  # pylint: disable-next=g-import-not-at-top
-  from tensorflow_datasets.core.download import download_manager
-  builder = builder_cls(data_dir=data_dir)
-  try:
-    tfds_util.prepare(builder, manual_dir)
-  except download_manager.NonMatchingChecksumError as e:
-    raise DataError(
-        f'{name}: {os.path.join(manual_dir, archive)} is not the official '
-        f'archive TFDS registers ({size:,} bytes, fixed sha256); get the '
-        f'original file or remove it and use --config.data.download=True.'
-    ) from e
+  path = os.path.join(manual_dir, archive)
+  if not os.path.isfile(path):
+    if not tfds_util.may_download(official_cls, download):
+      raise DataError(
+          f'{name} is not prepared in data_dir={data_dir}, the official '
+          f'binary archive {archive} ({size:,} bytes, the "binary version" '
+          f'of CIFAR, not the python one) is not in manual_dir={manual_dir}, '
+          f'and {tfds_util.download_refusal(official_cls, download)}. Copy '
+          'the archive there (or set --config.data.manual_dir to its '
+          'folder), or let it download with --config.data.download=True '
+          '(needs internet).')
+    path = tfds_util.download_registered(
+        official_cls, os.path.join(data_dir, 'downloads'))
+  tfds_util.check_registered(official_cls, path)
+  builder = cifar_binary.CifarBinary(config=name, data_dir=data_dir)
+  tfds_util.prepare(builder, os.path.dirname(path))
   return builder
 
 

@@ -8,11 +8,14 @@ dataset.
 """
 
 from collections.abc import Iterator, Sequence
+import hashlib
 import os
+import shutil
 import socket
 import time
 from typing import Any
 import urllib.parse
+import urllib.request
 
 from absl import logging
 
@@ -89,6 +92,69 @@ def download_refusal(builder: Any, download: bool | str) -> str:
   return (f'its download host {host} cannot be reached from here (checked '
           f"in {PROBE_SECONDS:.0f} s, config.data.download='auto'; True "
           'makes TFDS try anyway)')
+
+
+def registered_files(builder: Any) -> dict[str, tuple[str, Any]]:
+  """{file name: (url, TFDS's UrlInfo: size, sha256)} a builder downloads."""
+  return {os.path.basename(urllib.parse.urlparse(url).path): (url, info)
+          for url, info in (builder.url_infos or {}).items()}
+
+
+def sha256_of(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def check_registered(builder: Any, path: str, name: str | None = None):
+  """DataError unless `path` is the file TFDS registers for `builder`.
+
+  The size and sha256 of the file named `name` (default: `path`'s name) in
+  the builder's checksums: a local copy (manual_dir) or a download is used
+  only if both match.
+  """
+  name = name or os.path.basename(path)
+  _, info = registered_files(builder)[name]
+  size = os.path.getsize(path)
+  if size != int(info.size) or sha256_of(path) != info.checksum:
+    raise DataError(
+        f'{path} is not the official {name} TFDS registers '
+        f'({int(info.size):,} bytes, sha256 {info.checksum}); it has '
+        f'{size:,} bytes. Get the original file, or remove it and let it '
+        'download (--config.data.download=True).')
+
+
+def download_registered(builder: Any, folder: str) -> str:
+  """Downloads the one file `builder` registers into `folder`; its path.
+
+  Written under a temporary name, checked (check_registered) and renamed
+  once complete; a complete copy already there is reused.
+  """
+  (name, (url, info)), = registered_files(builder).items()
+  path = os.path.join(folder, name)
+  if os.path.isfile(path) and os.path.getsize(path) == int(info.size):
+    return path
+  os.makedirs(folder, exist_ok=True)
+  partial = f'{path}.{os.getpid()}.part'
+  logging.info('Downloading %s (%d bytes) to %s.', url, int(info.size), path)
+  start = time.perf_counter()
+  try:
+    try:
+      with urllib.request.urlopen(url, timeout=60) as response, open(
+          partial, 'wb') as out:
+        shutil.copyfileobj(response, out, 1 << 20)
+    except OSError as e:
+      raise DataError(f'downloading {url} failed ({e}); put {name} in '
+                      'manual_dir instead') from e
+    check_registered(builder, partial, name)
+    os.replace(partial, path)
+  finally:
+    if os.path.exists(partial):
+      os.remove(partial)
+  logging.info('Downloaded %s in %.0f s.', name, time.perf_counter() - start)
+  return path
 
 
 def tfds() -> Any:
