@@ -306,6 +306,33 @@ def claim_workdir(workdir: str, config: ml_collections.ConfigDict):
           f'--workdir. Nothing was changed.')
   else:
     results.write_json(path, wanted)
+  check_same_files(workdir, config)
+
+
+def check_same_files(workdir: str, config: ml_collections.ConfigDict):
+  """A run on a user's own files goes on reading the files it started on.
+
+  Its index files and label store hold pool indices into those files: if
+  they changed (another content key), resuming would point the indices at
+  other examples, so the run stops instead.
+  """
+  if config.data.name != data.files.NAME:
+    return
+  folder = data.files.prepared_folder(data.LoadOptions(
+      **data.registry.configured_options(config.data, config.seed)))
+  key = os.path.basename(os.path.dirname(folder))
+  path = os.path.join(workdir, run_files.DATA_KEY_JSON)
+  if not os.path.exists(path):
+    results.write_json(path, {'path': config.data.path, 'key': key})
+    return
+  recorded = results.read_json(path)
+  if recorded['key'] != key:
+    raise validation.ConfigError(
+        f'the files at config.data.path={config.data.path!r} changed since '
+        f'the run in {workdir!r} began (content key {recorded["key"]}, now '
+        f'{key}): its pool indices would point at other examples. Put the '
+        'files back, or start a new --workdir (a labeling run: export its '
+        'labels first).')
 
 
 def _added_with_default(existing: dict[str, Any], wanted: dict[str, Any],

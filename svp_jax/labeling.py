@@ -72,8 +72,6 @@ ROUNDS_COLUMNS = ('round', 'labeled', 'asked', 'answered',
 EXPORT_CSV = 'labeled.csv'
 EXPORT_COLUMNS = ('id', 'example', 'label', 'origin')
 MODELS_DIR = 'models'
-# The round the files' own labels count as.
-FILES_ROUND = 0
 
 
 class AnswerError(validation.ConfigError):
@@ -189,6 +187,11 @@ def current_labels(file_labels: np.ndarray, store: list[dict[str, Any]],
                    class_names: tuple[str, ...]) -> Labels:
   labels = np.asarray(file_labels, np.int32).copy()
   for row in store:
+    if row['label'] not in class_names or not 0 <= row['id'] < len(labels):
+      raise validation.ConfigError(
+          f'{LABELS_CSV}: id {row["id"]} labeled {row["label"]!r} is not an '
+          f'example and class of the data ({len(labels)} examples, classes '
+          f'{list(class_names)}); was the store edited by hand?')
     labels[row['id']] = class_names.index(row['label'])
   return Labels(labels, tuple(store),
                 int((file_labels != data.UNLABELED).sum()))

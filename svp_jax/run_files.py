@@ -29,6 +29,8 @@ import os
 from typing import Any
 
 CONFIG_JSON = 'config.json'
+# Which prepared copy of a user's own files a run reads (svp_jax.data.files).
+DATA_KEY_JSON = 'data_key.json'
 SUMMARY_JSON = 'summary.json'
 SUMMARY_MD = 'summary.md'
 PROXY_CSV = 'proxy.csv'

@@ -20,6 +20,7 @@ import pytest
 from configs import own_images
 from svp_jax import data
 from svp_jax import experiment
+from svp_jax import validation
 from svp_jax.data import files
 from svp_jax.data import own_files
 
@@ -366,3 +367,16 @@ def test_read_options_come_from_the_config():
   assert files.read_options(options) == own_files.ReadOptions(
       image_size=0, text_column='body', label_column='label',
       test_fraction=0.3, seed=7)
+
+
+def test_a_run_refuses_files_that_changed_under_it(tmp_path):
+  root = image_folder(tmp_path / 'pets')
+  config = own_images.get_config('quick')
+  config.data.path = root
+  config.data.data_dir = str(tmp_path / 'tfds')
+  workdir = str(tmp_path / 'run')
+  experiment.claim_workdir(workdir, config)
+  experiment.claim_workdir(workdir, config)  # The same files: resumes.
+  save_image(os.path.join(root, 'cat', 'extra.png'), np.zeros((4, 6)))
+  with pytest.raises(validation.ConfigError, match='changed since the run'):
+    experiment.claim_workdir(workdir, config)

@@ -9,7 +9,9 @@ dataset is one `register` call; nothing here names a dataset.
 
 A dynamic family (one with `describe`) is one dataset, named like the
 family, whose facts come from the data it is pointed at (a user's files):
-`dataset_info` asks it with the load options.
+`dataset_info` asks it with the load options. A catch-all family (with
+`claims` too) takes the names no other family has that it recognises (any
+TFDS classification dataset), and registers none.
 
 Registration order is the order of `supported_datasets()`.
 """
@@ -120,15 +122,15 @@ def known_dataset(name: Any) -> bool:
 
 
 def _family(name: str) -> DatasetFamily:
-  family = _FAMILY_OF.get(name) if isinstance(name, str) else None
-  family = family or (_claiming_family(name) if isinstance(name, str)
-                      else None)
+  family = None
+  if isinstance(name, str):
+    family = _FAMILY_OF.get(name) or _claiming_family(name)
   if family is None:
-    catch_all = [f.name for f in _FAMILIES.values() if f.claims]
+    any_tfds = any(f.claims for f in _FAMILIES.values())
     raise ValueError(
         f'config.data.name={name!r} is not supported: expected one of '
         f'{supported_datasets()}'
-        + (' or the name of a TFDS classification dataset' if catch_all
+        + (' or the name of a TFDS classification dataset' if any_tfds
            else ''))
   return family
 
