@@ -8,9 +8,11 @@ interval: the time, the 1-minute load average, and the cores busy in that
 interval split into those used by the monitor's own process group (the study
 script that started it, with every run it launches) and by everything else.
 `summarize` reads a study log's `<time> start NAME` / `<time> done NAME`
-lines and prints, per run, the mean and the peak of the other work's cores;
-a run whose mean exceeds --busy (default 0.25 of a core) shared the machine,
-so its seconds are not a quiet machine's. Linux only (/proc).
+lines and prints, per run (its attempts folded: a run killed and resumed,
+or started again when already complete, starts more than once), its wall
+minutes and the mean and the peak of the other work's cores; a run with an
+attempt whose mean exceeds --busy (default 0.25 of a core) shared the
+machine, so its seconds are not a quiet machine's. Linux only (/proc).
 """
 
 import argparse
@@ -90,44 +92,75 @@ def _parse_time(text: str) -> datetime.datetime:
 
 
 def run_spans(log_lines) -> list[tuple[str, datetime.datetime,
-                                       datetime.datetime | None]]:
-  """(name, start, end or None) of each run, from `<time> start|done NAME`
-  lines; a run started again (resumed) gets one span per attempt."""
-  spans, open_runs = [], {}
+                                       datetime.datetime | None, bool]]:
+  """(name, start, end, done) of each attempt at a run, from `<time>
+  start|done NAME` lines. A run started again (resumed, or skipped as
+  complete) gets one span per attempt. An attempt killed before its `done`
+  (done False) ends at the log's next line, or is open (end None) when
+  nothing follows it."""
+  events = []
   for line in log_lines:
     parts = line.split(maxsplit=2)
     if len(parts) != 3 or parts[1] not in ('start', 'done'):
       continue
     try:
-      when = _parse_time(parts[0])
+      events.append((_parse_time(parts[0]), parts[1], parts[2].strip()))
     except ValueError:
       continue
-    name = parts[2].strip()
-    if parts[1] == 'start':
+
+  def next_line_after(index):
+    return events[index + 1][0] if index + 1 < len(events) else None
+
+  spans, open_runs = [], {}
+  for index, (when, kind, name) in enumerate(events):
+    if kind == 'start':
       if name in open_runs:  # Killed before it was done.
-        spans.append((name, open_runs.pop(name), None))
-      open_runs[name] = when
+        start, at = open_runs.pop(name)
+        spans.append((name, start, next_line_after(at), False))
+      open_runs[name] = (when, index)
     elif name in open_runs:
-      spans.append((name, open_runs.pop(name), when))
-  spans.extend((name, start, None) for name, start in open_runs.items())
-  return spans
+      spans.append((name, open_runs.pop(name)[0], when, True))
+  for name, (start, at) in open_runs.items():
+    spans.append((name, start, next_line_after(at), False))
+  return sorted(spans, key=lambda span: span[1])
 
 
 def summarize(samples: list[dict[str, str]], spans, busy: float
               ) -> list[dict[str, object]]:
+  """One row per run, its attempts folded together, in order of first
+  start. An attempt without `done` (killed with the monitor, or still
+  running) counts until its last sample. A run shared the machine when any attempt's mean of the other
+  work's cores exceeds `busy`, since its recorded seconds may come from
+  that attempt."""
+  runs: dict[str, dict] = {}
+  for name, start, end, done in spans:
+    run = runs.setdefault(name, {'start': start, 'seconds': 0.0,
+                                 'done': False, 'attempts': 0,
+                                 'inside': [], 'shared': False})
+    run['attempts'] += 1
+    run['done'] = run['done'] or done
+    times = [_parse_time(s['time']) for s in samples]
+    inside_at = [i for i, t in enumerate(times)
+                 if start <= t and (end is None or t <= end)]
+    if not done:  # Killed or still running: it lasted while sampled.
+      end = max((times[i] for i in inside_at), default=start)
+    run['seconds'] += (end - start).total_seconds()
+    inside = [float(samples[i]['other_cores']) for i in inside_at]
+    run['inside'] += inside
+    if inside and sum(inside) / len(inside) > busy:
+      run['shared'] = True
   rows = []
-  for name, start, end in spans:
-    inside = [float(s['other_cores']) for s in samples
-              if start <= _parse_time(s['time'])
-              and (end is None or _parse_time(s['time']) <= end)]
-    mean = sum(inside) / len(inside) if inside else float('nan')
+  for name, run in runs.items():
+    inside = run['inside']
     rows.append({
-        'run': name, 'start': start.strftime('%Y-%m-%dT%H:%M:%SZ'),
-        'minutes': round((end - start).total_seconds() / 60, 1) if end
-                   else '(not done)',
-        'other_cores_mean': round(mean, 2) if inside else '',
+        'run': name, 'start': run['start'].strftime('%Y-%m-%dT%H:%M:%SZ'),
+        'attempts': run['attempts'],
+        'minutes': round(run['seconds'] / 60, 1),
+        'done': 'yes' if run['done'] else 'no',
+        'other_cores_mean': (round(sum(inside) / len(inside), 2)
+                             if inside else ''),
         'other_cores_max': round(max(inside), 2) if inside else '',
-        'shared': ('yes' if mean > busy else 'no') if inside else 'unknown',
+        'shared': ('yes' if run['shared'] else 'no') if inside else 'unknown',
     })
   return rows
 
@@ -151,8 +184,8 @@ def main(argv):
   with open(args.log) as f:
     spans = run_spans(f)
   rows = summarize(samples, spans, args.busy)
-  columns = ('run', 'start', 'minutes', 'other_cores_mean', 'other_cores_max',
-             'shared')
+  columns = ('run', 'start', 'attempts', 'minutes', 'done',
+             'other_cores_mean', 'other_cores_max', 'shared')
   print('| ' + ' | '.join(columns) + ' |')
   print('|' + '---|' * len(columns))
   for row in rows:

@@ -28,6 +28,22 @@ if 'SVP_JAX_COMPILATION_CACHE' not in os.environ:
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 FASHION_MNIST_DEBIAN_DIR = '/usr/share/datasets/fashion-mnist'
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='session')
+def load_script():
+  """Imports scripts/NAME.py (not a package) as a module: NAME -> module."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+
+  def load(name):
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(REPO, 'scripts', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+  return load
 
 
 @pytest.fixture(scope='session')

@@ -2,7 +2,6 @@
 selections to the simulated run when the answers are the known labels."""
 
 import csv
-import importlib.util
 import os
 import subprocess
 import sys
@@ -17,14 +16,6 @@ from svp_jax import results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSES = ('cat', 'dog')
-
-
-def load_script(name):
-  spec = importlib.util.spec_from_file_location(
-      name, os.path.join(REPO, 'scripts', f'{name}.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 def write_answers(path, rows, header=('id', 'example', 'predicted',
@@ -155,7 +146,7 @@ def labeled_sets(workdir):
 @pytest.mark.parametrize('method', ['least_confidence', 'kcenters',
                                     'least_confidence,baseline'])
 def test_answering_with_the_known_labels_selects_what_the_simulation_does(
-    own_files, tmp_path, method):
+    own_files, tmp_path, method, load_script):
   answer = load_script('answer_queries').answer
   simulated = tmp_path / 'simulated'
   active.run(tiny_config(own_files['images'], tmp_path / 'tfds', method,
