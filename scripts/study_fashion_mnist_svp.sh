@@ -59,7 +59,11 @@ for seed in "${seeds[@]}"; do
   run random "$seed" ":random"
 done
 
-.venv/bin/python -m svp_jax.report "$root"/*_seed* --out="$out"
+# Runs that shared the machine with other work: their errors count, their
+# seconds are left out of the speed-ups.
+shared=$(.venv/bin/python scripts/study_load.py shared "$root/load.csv" "$log")
+.venv/bin/python -m svp_jax.report "$root"/*_seed* --out="$out" \
+  --shared_runs="$shared"
 # The raw per-run files next to the report (small CSV/JSON; no checkpoints).
 for dir in "$root"/*_seed*; do
   mkdir -p "$out/runs/$(basename "$dir")"

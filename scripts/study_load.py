@@ -2,6 +2,7 @@
 
   python scripts/study_load.py monitor OUT.csv [--interval=S]
   python scripts/study_load.py summarize OUT.csv STUDY.log [--busy=CORES]
+  python scripts/study_load.py shared OUT.csv STUDY.log [--busy=CORES]
 
 `monitor` samples the CPU until it is killed, appending one CSV row per
 interval: the time, the 1-minute load average, and the cores busy in that
@@ -12,7 +13,8 @@ lines and prints, per run (its attempts folded: a run killed and resumed,
 or started again when already complete, starts more than once), its wall
 minutes and the mean and the peak of the other work's cores; a run with an
 attempt whose mean exceeds --busy (default 0.25 of a core) shared the
-machine, so its seconds are not a quiet machine's. Linux only (/proc).
+machine, so its seconds are not a quiet machine's. `shared` prints those
+runs' names, comma-separated, for `python -m svp_jax.report --shared_runs=`. Linux only (/proc).
 """
 
 import argparse
@@ -171,10 +173,11 @@ def main(argv):
   watch = commands.add_parser('monitor')
   watch.add_argument('out')
   watch.add_argument('--interval', type=float, default=15.0)
-  report = commands.add_parser('summarize')
-  report.add_argument('samples')
-  report.add_argument('log')
-  report.add_argument('--busy', type=float, default=0.25)
+  for name in ('summarize', 'shared'):
+    report = commands.add_parser(name)
+    report.add_argument('samples')
+    report.add_argument('log')
+    report.add_argument('--busy', type=float, default=0.25)
   args = parser.parse_args(argv)
   if args.command == 'monitor':
     monitor(args.out, args.interval)
@@ -184,6 +187,9 @@ def main(argv):
   with open(args.log) as f:
     spans = run_spans(f)
   rows = summarize(samples, spans, args.busy)
+  if args.command == 'shared':
+    print(','.join(row['run'] for row in rows if row['shared'] == 'yes'))
+    return
   columns = ('run', 'start', 'attempts', 'minutes', 'done',
              'other_cores_mean', 'other_cores_max', 'shared')
   print('| ' + ' | '.join(columns) + ' |')

@@ -188,6 +188,45 @@ def test_table1_markdown_shows_the_cells(runs, tmp_path):
   assert 'No baseline' not in text
 
 
+def test_shared_runs_keep_their_errors_but_not_their_seconds(runs, tmp_path):
+  loaded = report.load_runs(list(runs.values()),
+                            shared=['baseline_1', 'proxy_0'])
+  assert [r.name for r in loaded if r.shared] == ['baseline_1', 'proxy_0']
+  groups = report.group_runs(loaded)
+  (_, (b2k, b4k)), (_, (p2k, p4k)), _ = report.table_cells(
+      groups, report.budgets(loaded))
+  # Errors: every run, as without the marks.
+  assert (b2k.error_mean, p2k.n) == (pytest.approx(19.0), 3)
+  # Seconds: baseline_0 alone (100, 300); proxy_1 and proxy_2 (11, 11) at
+  # 2,000, proxy_1 alone (55) at 4,000.
+  assert (b2k.seconds, b4k.seconds) == (100.0, 300.0)
+  assert (p2k.seconds, p4k.seconds) == (11.0, 55.0)
+  assert p2k.speedup == pytest.approx(100 / 11)
+  assert p4k.speedup == pytest.approx(300 / 55)
+  out = tmp_path / 'out'
+  report.write_report(list(runs.values()), str(out),
+                      shared_runs=['baseline_1', 'proxy_0'])
+  table = (out / 'table1.md').read_text()
+  assert 'leave out 2 runs that shared the machine' in table
+  assert '(baseline_1, proxy_0)' in table
+  index = (out / 'report.md').read_text()
+  assert index.count('; shared the machine') == 2
+
+
+def test_a_group_whose_runs_all_shared_gets_no_speedup(runs):
+  loaded = report.load_runs([runs['baseline_0'], runs['proxy_0']],
+                            shared=['baseline_0'])
+  _, (_, (p2k, _)) = report.table_cells(report.group_runs(loaded),
+                                        report.budgets(loaded))
+  assert p2k.speedup is None and p2k.error_mean == pytest.approx(21.0)
+
+
+def test_an_unknown_shared_run_is_named(runs):
+  with pytest.raises(report.ReportError,
+                     match=r'shared runs nowhere_0 are not among the runs'):
+    report.load_runs(list(runs.values()), shared=['nowhere_0'])
+
+
 def test_without_a_baseline_errors_are_kept_and_speedups_explained(
     runs, tmp_path):
   out = tmp_path / 'out'
@@ -540,6 +579,13 @@ def test_command_line(runs, tmp_path):
        f'--out={out}'], cwd=REPO, capture_output=True, text=True, timeout=300)
   assert bad.returncode == 1
   assert 'error: run directory' in bad.stderr and 'Traceback' not in bad.stderr
+  shared = subprocess.run(
+      [sys.executable, '-m', 'svp_jax.report', *runs.values(), f'--out={out}',
+       '--shared_runs=proxy_1,elsewhere'], cwd=REPO, capture_output=True,
+      text=True, timeout=300)
+  assert shared.returncode == 1, shared.stderr[-2000:]
+  assert 'error: shared runs elsewhere are not among' in shared.stderr
+  assert 'Traceback' not in shared.stderr
 
 
 # ----------------------------------------------------------------------------

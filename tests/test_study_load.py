@@ -69,3 +69,14 @@ def test_a_run_without_samples_is_unknown(study_load):
   rows = study_load.summarize([], study_load.run_spans(LOG), busy=0.25)
   assert {row['shared'] for row in rows} == {'unknown'}
   assert {row['other_cores_mean'] for row in rows} == {''}
+
+
+def test_shared_prints_the_names_for_the_report(study_load, tmp_path, capsys):
+  samples, log = tmp_path / 'load.csv', tmp_path / 'study.log'
+  with open(samples, 'w', newline='') as f:
+    f.write(','.join(study_load.COLUMNS) + '\n')
+    for s in SAMPLES:
+      f.write(','.join(s[c] for c in study_load.COLUMNS) + '\n')
+  log.write_text('\n'.join(LOG) + '\n')
+  study_load.main(['shared', str(samples), str(log)])
+  assert capsys.readouterr().out == 'b_seed0\n'

@@ -1,6 +1,6 @@
 r"""Reports over runs: active learning (Table 1, curves, agreement), core-set.
 
-  python -m svp_jax.report RUN_DIR [RUN_DIR ...] --out=DIR
+  python -m svp_jax.report RUN_DIR [RUN_DIR ...] --out=DIR [--shared_runs=NAME,...]
 
 Imports neither JAX, Flax nor orbax: runs are read through the schema in
 svp_jax.run_files, the selection methods through svp_jax.methods' registry.
@@ -19,7 +19,9 @@ proxy.csv, selection.csv, target.csv and, with
   agreement.md/.csv   proxy-target agreement per round (Spearman, Pearson,
                       top-k overlap over the unlabeled points)
   report.md           an index of the above and the runs read, each marked
-                      complete or partial
+                      complete or partial (and shared: --shared_runs names
+                      runs that shared the machine with other work; their
+                      seconds are left out of the speed-ups)
 
 Core-set runs (`svp_jax.coreset`: config.json, summary.json), optionally with
 full-data train runs of their target (`svp_jax.train_job`: config.json,

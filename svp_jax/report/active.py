@@ -194,6 +194,13 @@ def _table1_notes(groups: Sequence[Group]) -> list[str]:
   if any(g.partial_runs for g in groups):
     notes.append('†: includes partial runs (see report.md); a cell averages '
                  'the runs that reached its size (n= when not all did).')
+  shared = [r.name for g in groups for r in g.runs if r.shared]
+  if shared:
+    notes.append(
+        f'Seconds and speed-ups leave out {text.count(len(shared), "run")} '
+        f'that shared the machine with other work ({", ".join(shared)}): '
+        'their errors count, their seconds are not a quiet machine\'s. A '
+        'group with no other run shows no speed-up (—).')
   return notes
 
 
@@ -218,7 +225,7 @@ def table1_markdown(groups: Sequence[Group], sizes: Sequence[int],
       'Random selection trains no selector: no speed-up (—).\n\n'
       + results.markdown_table(table, header) + '\n'
       + text.notes(_table1_notes(groups))
-      + '## Data-selection seconds (mean over runs)\n\n'
+      + '## Data-selection seconds (mean over runs; shared runs left out)\n\n'
       'Selector training + text encoding + scoring + ranking + their '
       'compiling (encoding and compiling 0 for runs written before they '
       'were recorded), summed over the rounds up to '
@@ -244,7 +251,8 @@ def _run_rows(runs: Sequence[Run], groups: Sequence[Group]) -> list[dict]:
                  'selection model': group_of[r.name].label,
                  'method': r.method, 'seed': r.seed, 'rounds': rounds,
                  'status': ('complete' if r.complete else
-                            f'**PARTIAL** ({rounds} rounds)')})
+                            f'**PARTIAL** ({rounds} rounds)')
+                           + ('; shared the machine' if r.shared else '')})
   return rows
 
 

@@ -18,9 +18,12 @@ from svp_jax.report import runs as runs_lib
 from svp_jax.report import text
 
 
-def write_active_report(run_dirs: Sequence[str], out_dir: str) -> list[str]:
-  """Table 1, figures, agreement and the index for active-learning runs."""
-  runs = runs_lib.load_runs(run_dirs)
+def write_active_report(run_dirs: Sequence[str], out_dir: str,
+                        shared_runs: Sequence[str] = ()) -> list[str]:
+  """Table 1, figures, agreement and the index for active-learning runs;
+  the runs named in `shared_runs` shared the machine (their seconds are
+  left out of the speed-ups)."""
+  runs = runs_lib.load_runs(run_dirs, shared_runs)
   active.check_comparable(runs)
   groups = active.group_runs(runs)
   pool = runs[0].summary['pool_size']
@@ -47,20 +50,29 @@ def write_active_report(run_dirs: Sequence[str], out_dir: str) -> list[str]:
   return [path(name) for name in written]
 
 
-def write_report(run_dirs: Sequence[str], out_dir: str) -> list[str]:
+def write_report(run_dirs: Sequence[str], out_dir: str,
+                 shared_runs: Sequence[str] = ()) -> list[str]:
   """Reads the runs and writes every report file; returns their paths.
 
   Core-set runs (with any full-data train runs) get the core-set report;
   otherwise the runs must be active-learning runs.
   """
   if any(runs_lib.read_config(d).get('mode') == 'coreset' for d in run_dirs):
+    if shared_runs:
+      raise runs_lib.ReportError(
+          '--shared_runs applies to active-learning runs only, not to a '
+          'core-set report')
     return coreset.write_coreset_report(run_dirs, out_dir)
-  return write_active_report(run_dirs, out_dir)
+  return write_active_report(run_dirs, out_dir, shared_runs)
 
 
 def define_flags():
   flags.DEFINE_string('out', None, 'Directory the report files are written to.')
   flags.mark_flag_as_required('out')
+  flags.DEFINE_list(
+      'shared_runs', [], 'Names of runs (directory names) that shared the '
+      'machine with other work: their errors count, their seconds are left '
+      'out of the speed-ups (scripts/study_load.py shared finds them).')
 
 
 def main(argv: Sequence[str]):
@@ -69,7 +81,7 @@ def main(argv: Sequence[str]):
                          'or core-set run directories (and full-data train '
                          'run directories to compare with)')
   try:
-    write_report(argv[1:], flags.FLAGS.out)
+    write_report(argv[1:], flags.FLAGS.out, flags.FLAGS.shared_runs)
   except runs_lib.ReportError as e:
     # The user's inputs to fix: one clear message, no traceback.
     sys.exit(f'error: {e}')

@@ -65,7 +65,8 @@ def plot_time_breakdown(runs: Sequence[active.Run], path: str):
            label=part.removesuffix('_seconds').replace('_', ' '))
     bottom += heights
   ax.set_xticks(x, [r.name + ('' if r.complete else ' (partial)')
-                    for r in runs], rotation=30, ha='right', fontsize='small')
+                    + (' (shared)' if r.shared else '') for r in runs],
+                rotation=30, ha='right', fontsize='small')
   ax.set_xlim(-1, len(runs))
   ax.set_title(active.title(runs))
   ax.set_ylabel('seconds (all completed rounds)')

@@ -51,6 +51,9 @@ class TimedRun:
   name: str  # Unique among the runs of a report.
   config: dict[str, Any]
   summary: dict[str, Any]
+  # Ran while other work took the machine's cores: its seconds are not a
+  # quiet machine's, so speed-ups leave them out (its results still count).
+  shared: bool = dataclasses.field(default=False, kw_only=True)
 
   @property
   def seed(self) -> int:
@@ -281,10 +284,19 @@ def unique_names(paths: Sequence[str]) -> list[str]:
   return [b if base.count(b) == 1 else p for b, p in zip(base, paths)]
 
 
-def load_runs(run_dirs: Sequence[str]) -> list[Run]:
+def load_runs(run_dirs: Sequence[str],
+              shared: Sequence[str] = ()) -> list[Run]:
+  """Reads the runs; those named in `shared` are marked as having shared
+  the machine (scripts/study_load.py finds them)."""
   if not run_dirs:
     raise ReportError('no run directories given')
-  return [load_run(d, n) for d, n in zip(run_dirs, unique_names(run_dirs))]
+  names = unique_names(run_dirs)
+  unknown = sorted(set(shared) - set(names))
+  if unknown:
+    raise ReportError(f'shared runs {", ".join(unknown)} are not among the '
+                      f'runs read ({", ".join(names)})')
+  return [dataclasses.replace(load_run(d, n), shared=n in shared)
+          for d, n in zip(run_dirs, names)]
 
 
 # ----------------------------------------------------------------------------

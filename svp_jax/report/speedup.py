@@ -15,11 +15,12 @@ Definitions (docs/reference.md, "Active learning"):
   one that reaches that size (round 0's random pick included), from
   summary.json's rounds.
 * Speed-up of a group at a size = the baseline's mean seconds over its runs
-  that reached the size / the group's mean over its runs that did. Random
-  selection gets none.
+  that reached the size / the group's mean over its runs that did. Runs
+  marked `shared` (other work took the machine while they ran) are left out
+  of both means. Random selection gets none.
 
 A run here is anything with `config` (config.json as a dict), `summary`
-(summary.json), `seed` and `complete`: svp_jax.report.runs.TimedRun and the
+(summary.json), `seed`, `complete` and `shared`: svp_jax.report.runs.TimedRun and the
 report's Run both are.
 """
 
@@ -135,16 +136,17 @@ def selection_seconds_at(run: Any, size: int) -> float | None:
 
 
 def mean_seconds(group: Group, size: int) -> float | None:
-  """Mean data-selection seconds at `size` over the runs that reached it."""
+  """Mean data-selection seconds at `size` over the runs that reached it
+  on a machine of their own (not `shared`)."""
   return stats.mean(stats.present([selection_seconds_at(r, size)
-                                   for r in group.runs]))
+                                   for r in group.runs if not r.shared]))
 
 
 def speedup(group: Group, baseline: Group | None, size: int) -> float | None:
   """The group's data-selection speed-up over `baseline` at `size`.
 
-  None without a baseline, for random selection, or where either has no run
-  that reached `size` (or the group took no time).
+  None without a baseline, for random selection, or where either has no
+  unshared run that reached `size` (or the group took no time).
   """
   if baseline is None or group.kind == RANDOM:
     return None
