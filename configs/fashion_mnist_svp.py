@@ -12,7 +12,8 @@ target its own selector (the runtime SVP is compared against);
 instead of 15 (the paper's other kind of proxy); `proxy` (the default)
 is the ResNet8. Recipe: configs/fashion_mnist.py.
 Measured on the 2-core CPU: see README ("The default run") and the study in
-docs/results/fashion_mnist_svp_study/.
+docs/results/fashion_mnist_svp_study/ and, at 2% -> 10% -> 20% of the
+pool, docs/results/fashion_mnist_svp_20pct/.
 """
 
 from configs import common

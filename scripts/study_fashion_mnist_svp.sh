@@ -12,7 +12,7 @@
 #   random          no selector
 # The two least-confidence proxy groups also score the pool with a target
 # trained on the same labels (proxy-target agreement; not in their times).
-# About 2.2 h per seed of all six groups on a 2-core CPU. Runs resume where
+# About 1 h per seed of all six groups on a quiet 2-core CPU. Runs resume where
 # they stopped, so rerunning after an interruption is safe. While it runs,
 # scripts/study_load.py samples how many cores other work took
 # ($root/load.csv); the report marks the runs that shared the machine.
