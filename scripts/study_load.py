@@ -14,7 +14,8 @@ or started again when already complete, starts more than once), its wall
 minutes and the mean and the peak of the other work's cores; a run with an
 attempt whose mean exceeds --busy (default 0.25 of a core) shared the
 machine, so its seconds are not a quiet machine's. `shared` prints those
-runs' names, comma-separated, for `python -m svp_jax.report --shared_runs=`. Linux only (/proc).
+runs' names, comma-separated, for `python -m svp_jax.report --shared_runs=`.
+Linux only (/proc).
 """
 
 import argparse
@@ -131,9 +132,10 @@ def summarize(samples: list[dict[str, str]], spans, busy: float
               ) -> list[dict[str, object]]:
   """One row per run, its attempts folded together, in order of first
   start. An attempt without `done` (killed with the monitor, or still
-  running) counts until its last sample. A run shared the machine when any attempt's mean of the other
-  work's cores exceeds `busy`, since its recorded seconds may come from
-  that attempt."""
+  running) counts until its last sample. A run shared the machine when any
+  attempt's mean of the other work's cores exceeds `busy`, since its
+  recorded seconds may come from that attempt."""
+  times = [_parse_time(s['time']) for s in samples]
   runs: dict[str, dict] = {}
   for name, start, end, done in spans:
     run = runs.setdefault(name, {'start': start, 'seconds': 0.0,
@@ -141,7 +143,6 @@ def summarize(samples: list[dict[str, str]], spans, busy: float
                                  'inside': [], 'shared': False})
     run['attempts'] += 1
     run['done'] = run['done'] or done
-    times = [_parse_time(s['time']) for s in samples]
     inside_at = [i for i, t in enumerate(times)
                  if start <= t and (end is None or t <= end)]
     if not done:  # Killed or still running: it lasted while sampled.

@@ -1,6 +1,7 @@
 r"""Reports over runs: active learning (Table 1, curves, agreement), core-set.
 
-  python -m svp_jax.report RUN_DIR [RUN_DIR ...] --out=DIR [--shared_runs=NAME,...]
+  python -m svp_jax.report RUN_DIR [RUN_DIR ...] --out=DIR \
+      [--shared_runs=NAME,...]
 
 Imports neither JAX, Flax nor orbax: runs are read through the schema in
 svp_jax.run_files, the selection methods through svp_jax.methods' registry.

@@ -20,8 +20,8 @@ Definitions (docs/reference.md, "Active learning"):
   of both means. Random selection gets none.
 
 A run here is anything with `config` (config.json as a dict), `summary`
-(summary.json), `seed`, `complete` and `shared`: svp_jax.report.runs.TimedRun and the
-report's Run both are.
+(summary.json), `seed`, `complete` and `shared`:
+svp_jax.report.runs.TimedRun and the report's Run both are.
 """
 
 from collections.abc import Callable, Mapping, Sequence
