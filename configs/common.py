@@ -79,12 +79,22 @@ def own_files_data_config():
       # Images are resized to this square side (0: keep their own size,
       # which must then be the same for all).
       image_size=0,
-      # A table's columns: the text, and its class (empty: unlabeled).
+      # A table's columns (two different ones): the text, and its class
+      # (empty, null, NaN or -1: unlabeled).
       text_column=_load.text_column,
       label_column=_load.label_column,
       # Without a test split in the files, this share of each class's
-      # labeled examples is held out as one, drawn with config.seed.
+      # labeled examples is held out as one, drawn with config.seed. None
+      # is held out (the test split is empty, and the labeling loop asks for
+      # test labels) when the pool has no label, or when some examples are
+      # unlabeled and the labeled ones are too few to carve any.
       test_fraction=_load.test_fraction,
+      # The class names, in class order, e.g. ('cat', 'dog'); () takes the
+      # files' (folder names, label values) or a classes.txt beside them
+      # (ROOT/classes.txt, or in the table's folder; one name a line). Needed
+      # (at least 2) by a pool with no label at all. When given, every label
+      # in the files must be one of them.
+      class_names=_load.class_names,
   ))
   return config
 

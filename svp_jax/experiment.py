@@ -279,7 +279,8 @@ def train_key(key_data: np.ndarray, role: str, size: int) -> jax.Array:
 RUN_OPERATION_KEYS = ('preemption', 'labeling.action', 'data.download')
 # Keys added to the configs after runs were made: a recorded config without
 # one matches a config holding this value (what the run did without it).
-ADDED_KEY_DEFAULTS = {'data.train_split': '', 'data.test_split': ''}
+ADDED_KEY_DEFAULTS = {'data.train_split': '', 'data.test_split': '',
+                      'data.class_names': []}  # As JSON reads it.
 
 
 def is_run_operation_key(dotted: str) -> bool:

@@ -41,11 +41,20 @@ _LOCK = threading.Lock()
 
 
 def read_options(options: registry.LoadOptions) -> own_files.ReadOptions:
-  """The reading options of `own_files` from a family's load options."""
+  """The reading options of `own_files` from a family's load options.
+
+  The class names are the config's or a classes.txt's beside the files
+  (own_files.class_names_for), read here so that the content key covers
+  them: an edited classes.txt is prepared again.
+  """
+  class_names = options.class_names
+  if options.path:
+    class_names = own_files.class_names_for(
+        os.path.abspath(os.path.expanduser(options.path)), class_names)
   return own_files.ReadOptions(
       image_size=options.image_size or 0, text_column=options.text_column,
       label_column=options.label_column, test_fraction=options.test_fraction,
-      seed=options.seed)
+      seed=options.seed, class_names=tuple(class_names))
 
 
 def prepared_folder(options: registry.LoadOptions) -> str:
@@ -135,15 +144,27 @@ def describe(name: str, options: registry.LoadOptions) -> DatasetInfo:
 
 def read_sources(options: registry.LoadOptions, split: str) -> list[str]:
   """Where each example of `split` came from (file path, line, array row)."""
-  source = _builder(prepared_folder(options)).as_data_source(split=split)
+  builder = _builder(prepared_folder(options))
+  if not _has_examples(builder, split):
+    return []
+  source = builder.as_data_source(split=split)
   return [_as_str(e['source']) for _, chunk in tfds_util.read_chunks(source)
           for e in chunk]
+
+
+def _has_examples(builder: Any, split: str) -> bool:
+  # A split without examples is not written (builders/user_files.py).
+  return split in builder.info.splits
 
 
 def load(info: DatasetInfo, split: str, options: registry.LoadOptions
          ) -> tuple[Any, np.ndarray]:
   """The family's loader: images (or documents) and labels, -1: unlabeled."""
   builder = _builder(prepared_folder(options))
+  if not _has_examples(builder, split):  # The test split of zero labels.
+    inputs = (np.empty((0, *info.image_shape), np.uint8)
+              if info.modality == 'image' else np.empty((0,), object))
+    return inputs, np.empty((0,), np.int32)
   if info.modality == 'image':
     return image_splits.read_split(builder, info, split, options.in_memory,
                                    image_key='inputs')

@@ -10,30 +10,54 @@
   dropped). Images are resized to `image_size` x `image_size` (bilinear);
   with image_size 0 they must all share one size, which is kept.
 * a table of texts: `.csv`, `.tsv` or JSON Lines (`.jsonl`), UTF-8, with the
-  text and label columns named by `text_column` and `label_column` (CSV and
-  TSV: a header row). An empty label (or null, or -1) marks an unlabeled
-  pool member.
+  text and label columns named by `text_column` and `label_column` (two
+  different columns; CSV and TSV: a header row). A CSV quotes as
+  spreadsheets write it; a TSV has no quoting (a cell is what stands between
+  tabs: no tab or line break in a text); JSON Lines ends lines at '\n' only.
+  An empty label (or null, NaN, or -1 however written: '-1.0') marks an
+  unlabeled pool member.
 * a NumPy `.npz` with `x_train`, `y_train` and optionally `x_test`,
   `y_test` and `class_names`: x uint8 images (N, H, W) or (N, H, W, C), or
   strings (texts); y integer classes from 0, -1 for unlabeled.
 
-Class names are the folder names, the table's label values (sorted; as
-numbers when all are integers) or the `.npz`'s `class_names` (else "0",
-"1", ...). Without a test split, one is carved out of the labeled examples:
-`test_fraction` of each class, drawn with the run's seed.
+Class names are `config.data.class_names`, or a `classes.txt` beside the
+files (ROOT/classes.txt; for a file, in its folder: one class a line, blank
+lines ignored); both given must agree. They fix the class order, and every
+label the files bring must be one of them. Else the class names are the
+folder names, the table's label values (sorted; as numbers when all are
+numbers, and two spellings of one number, '1' and '01', are refused) or the
+`.npz`'s `class_names` (else "0", "1", ...). Every class name is stripped
+of spaces at its ends and put in Unicode NFC (`normalize_class_name`, which
+a person's answers go through too). A label column with more than 1,000
+classes and fewer than 2 labeled examples a class is refused as ids
+(`looks_like_ids`) unless the class names are given.
+
+A pool may have no label at all (the labeling loop starts from zero) when
+its class names are given (at least 2). The test split is the files' own;
+else `test_fraction` of each class's labeled examples is carved out as one,
+drawn with the run's seed. No test split at all (0 examples) when the pool
+has no label, or when some examples are unlabeled and the labeled ones are
+too few for the carve to take any (the labeling loop asks a person for test
+labels); a fully labeled dataset too small to carve (a simulated run's) is
+a DataError.
 
 This module only reads and checks, all in host memory, and raises
 `DataError` naming the file (and line) at the first problem, before anything
 is written; `svp_jax.data.files` prepares the result as TFDS array_record.
 """
 
+from collections.abc import Iterable
 import csv
 import dataclasses
+import decimal
 import hashlib
 import io
 import json
+import math
 import os
+import re
 from typing import Any
+import unicodedata
 
 import numpy as np
 
@@ -46,6 +70,12 @@ TABLE_DELIMITERS = {'.csv': ',', '.tsv': '\t'}
 JSON_LINES_EXTENSIONS = ('.jsonl',)
 NPZ_EXTENSION = '.npz'
 UNLABELED_FOLDER = 'unlabeled'
+CLASSES_FILE = 'classes.txt'
+# More classes than this, with fewer than 2 labeled examples a class on
+# average, are taken for ids (looks_like_ids) unless the names are given.
+MAX_CLASSES_UNASKED = 1000
+# A number as a label may be written: '1', '01', '+1', '-1.0', '1e3'.
+_NUMBER = re.compile(r'[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?', re.ASCII)
 # Pillow modes read as one grey channel; everything else becomes RGB.
 _GREY_MODES = ('1', 'L', 'LA', 'I', 'I;16', 'F')
 # Bump when what preparing writes changes: older caches are then ignored.
@@ -60,6 +90,9 @@ class ReadOptions:
   label_column: str = 'label'
   test_fraction: float = 0.2  # Carved when the files have no test split.
   seed: int = 0  # The run's seed: draws the carved test split.
+  # Names fixing the classes and their order (config.data.class_names or a
+  # classes.txt: files.read_options reads it, so that it is in the key).
+  class_names: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,24 +193,167 @@ def fingerprint(path: str) -> tuple[Any, ...]:
 # Labels: class names, indices, unlabeled members.
 
 
-def class_names_of(values: list[str]) -> tuple[str, ...]:
-  """Distinct label values, sorted; numerically when all are integers."""
-  distinct = set(values)
+def normalize_class_name(name: str) -> str:
+  """`name` as a class name: no spaces at the ends, Unicode NFC.
+
+  A folder made on macOS names 'café' in NFD, a person types it in NFC, and
+  a trailing space is invisible: every class name that is read and every
+  answer a person gives go through here, so that they compare equal.
+  """
+  return unicodedata.normalize('NFC', name.strip())
+
+
+def folder_class_names(folders: Iterable[str], where: str) -> dict[str, str]:
+  """{folder name: its class name}; DataError if two become one name."""
+  names = {}
+  for folder in sorted(folders):
+    name = normalize_class_name(folder)
+    other = next((f for f, n in names.items() if n == name), None)
+    if other is not None:
+      raise DataError(
+          f'{where}: the folders {other!r} and {folder!r} are both class '
+          f'{name!r} (class names ignore spaces at the ends and Unicode '
+          'normalisation); merge or rename them')
+    names[folder] = name
+  return names
+
+
+def classes_file(path: str) -> str:
+  """Where a `classes.txt` for the files at `path` is: ROOT/ or F's folder."""
+  folder = path if os.path.isdir(path) else os.path.dirname(path)
+  return os.path.join(folder, CLASSES_FILE)
+
+
+def class_names_for(path: str, configured: Any) -> tuple[str, ...]:
+  """The class names the config or a `classes.txt` gives; () if neither.
+
+  Both given must agree. Names are normalised (`normalize_class_name`);
+  DataError for a repeated or empty name, fewer than 2, or a config value
+  that is not a list of strings.
+  """
+  key = 'config.data.class_names'
+  if isinstance(configured, str) or not isinstance(configured,
+                                                   (list, tuple)):
+    raise DataError(f'{key}={configured!r}: expected a list of class names, '
+                    'or () for the names the files bring')
+  if not all(isinstance(n, str) for n in configured):
+    raise DataError(f'{key}={configured!r}: class names must be strings')
+  from_config = _checked_names([(n, f'{key}[{i}]')
+                                for i, n in enumerate(configured)], key)
+  file = classes_file(path)
+  if not os.path.isfile(file):
+    return from_config
+  lines = _read_utf8(file).split('\n')
+  from_file = _checked_names([(line, f'{file}, line {number}')
+                              for number, line in enumerate(lines, 1)
+                              if line.strip()], file)
+  if from_config and from_file != from_config:
+    raise DataError(f'{key}={list(from_config)} and {file} '
+                    f'({list(from_file)}) name different classes; keep one '
+                    'of them, or make them the same')
+  return from_file
+
+
+def _checked_names(names: list[tuple[str, str]], what: str
+                   ) -> tuple[str, ...]:
+  """(name, where) pairs as normalised, distinct names (at least 2)."""
+  seen = {}
+  for raw, where in names:
+    name = normalize_class_name(raw)
+    if not name:
+      raise DataError(f'{where}: {raw!r} is no class name')
+    if name in seen:
+      raise DataError(f'{where}: class {name!r} repeats {seen[name]}')
+    check_encodable(name, where)
+    seen[name] = where
+  if len(seen) == 1:
+    raise DataError(f'{what}: one class {list(seen)}; a classifier needs at '
+                    'least 2')
+  return tuple(seen)
+
+
+def check_encodable(text: str, where: str):
+  """DataError unless `text` can be written as UTF-8 (no lone surrogate)."""
   try:
-    return tuple(sorted(distinct, key=int))
-  except ValueError:
-    return tuple(sorted(distinct))
+    text.encode('utf-8')
+  except UnicodeEncodeError as e:
+    raise DataError(
+        f'{where}: {text[e.start:e.end]!r} at character {e.start} is half a '
+        'UTF-16 pair (a lone surrogate, e.g. JSON "\\ud800"), not a '
+        'character; fix or remove it') from None
+
+
+def _number(value: str) -> decimal.Decimal | None:
+  """`value` as an exact number if it is written as one ('01', '+1', '1.0')."""
+  if not _NUMBER.fullmatch(value):
+    return None
+  return decimal.Decimal(value)
+
+
+def class_names_of(first_seen: dict[str, str], where: str
+                   ) -> tuple[str, ...]:
+  """Distinct label values, sorted; numerically when all are numbers.
+
+  `first_seen` maps each value to where it first appears ('line 3'). Two
+  spellings of one number ('1', '01', '+1', '1.0') are a DataError: one
+  class or two, and in which order, would otherwise be a guess.
+  """
+  numbers = {v: _number(v) for v in first_seen}
+  by_number = {}
+  for value, number in numbers.items():
+    if number is None:
+      continue
+    if number in by_number:
+      other = by_number[number]
+      raise DataError(
+          f'{where}: the labels {other!r} ({first_seen[other]}) and {value!r} '
+          f'({first_seen[value]}) are the same number written differently; '
+          'write each class one way')
+    by_number[number] = value
+  if len(by_number) == len(numbers):
+    return tuple(sorted(first_seen, key=numbers.get))
+  return tuple(sorted(first_seen))
+
+
+def looks_like_ids(num_classes: int, num_labeled: int) -> bool:
+  """Whether a label column has too many classes to be classes (ids?).
+
+  More than MAX_CLASSES_UNASKED classes and fewer than 2 labeled examples a
+  class: never true of a dataset with 1,000 classes or fewer.
+  """
+  return num_classes > MAX_CLASSES_UNASKED and num_classes > num_labeled / 2
 
 
 def check_classes(class_names: tuple[str, ...], labels: np.ndarray,
-                  where: str):
-  """At least two classes, each with a labeled example among `labels`."""
-  present = np.unique(labels[labels != UNLABELED])
-  if len(present) < 2:
+                  where: str, configured: bool = False,
+                  label_source: str = 'the labels'):
+  """Checks that `labels` (train and test) can train a classifier.
+
+  At least 2 class names; a fully labeled dataset (a simulated run's) needs
+  a labeled example of at least 2 classes. Without configured names, a
+  label column with as many classes as ids is refused (`looks_like_ids`).
+  """
+  labeled = labels[labels != UNLABELED]
+  hint = (f'name every class in config.data.class_names or a {CLASSES_FILE} '
+          f'({classes_file(where)})')
+  if len(class_names) < 2 and not len(labeled):
+    raise DataError(f'{where}: no labels and no class names: give '
+                    f'data.class_names or a {CLASSES_FILE} '
+                    f'({classes_file(where)}), one class a line')
+  present = np.unique(labeled)
+  if len(class_names) < 2 or (len(labeled) == len(labels)
+                              and len(present) < 2):
     names = [class_names[i] for i in present]
     raise DataError(f'{where}: the labeled examples have {len(present)} '
                     f'class{"" if len(present) == 1 else "es"} {names}; a '
-                    'classifier needs at least 2')
+                    f'classifier needs at least 2 (label another class, or '
+                    f'{hint})')
+  if not configured and looks_like_ids(len(class_names), len(labeled)):
+    raise DataError(
+        f'{where}: {label_source} make {len(class_names):,} classes for '
+        f'{len(labeled):,} labeled examples: ids, not classes? (more than '
+        f'{MAX_CLASSES_UNASKED:,} classes need 2 examples a class on average; '
+        f'if these are the classes, {hint})')
 
 
 def carve_test_split(split: Split, fraction: float, seed: int
@@ -195,22 +371,66 @@ def carve_test_split(split: Split, fraction: float, seed: int
 
 
 def _take(split: Split, rows: np.ndarray) -> Split:
+  rows = np.asarray(rows, np.int64)
   return Split(split.inputs[rows], split.labels[rows],
                tuple(split.sources[i] for i in rows))
 
 
-def _finish(modality: str, class_names: tuple[str, ...], train: Split,
-            test: Split | None, options: ReadOptions, where: str) -> OwnData:
-  """Checks the classes and carves a test split if there is none."""
-  check_classes(class_names, train.labels, where)
-  if test is None:
-    train, test = carve_test_split(train, options.test_fraction, options.seed)
-    if not len(test.labels):
+def _relabel(split: Split, names: tuple[str, ...], to: tuple[str, ...],
+             where: str) -> Split:
+  """`split` with its labels (indices into `names`) as indices into `to`."""
+  for i, name in enumerate(names):
+    if name not in to:
+      rows = np.flatnonzero(split.labels == i)
+      found = f' ({split.sources[rows[0]]})' if len(rows) else ''
       raise DataError(
-          f'{where}: too few labeled examples to carve a test split of '
-          f'test_fraction={options.test_fraction}; label more or provide a '
-          'test split')
+          f'{where}: class {name!r}{found} is not one of the class names '
+          f'{list(to)} (config.data.class_names or {classes_file(where)})')
+  index = np.array([to.index(n) for n in names] + [UNLABELED], np.int32)
+  # UNLABELED (-1) picks the last entry, itself UNLABELED.
+  return Split(split.inputs, index[split.labels], split.sources)
+
+
+def _finish(modality: str, class_names: tuple[str, ...], train: Split,
+            test: Split | None, options: ReadOptions, where: str,
+            label_source: str = 'the labels') -> OwnData:
+  """The class names, the checks and the test split of what was read.
+
+  `class_names` are the files' own (folders, label values, an .npz's), and
+  `train` / `test` index into them; class names from the config or a
+  classes.txt replace them and fix the order. `test` None: the files have
+  no test split, and one is carved (module docstring).
+  """
+  configured = class_names_for(where, options.class_names)
+  if configured:
+    train = _relabel(train, class_names, configured, where)
+    test = None if test is None else _relabel(test, class_names,
+                                              configured, where)
+    class_names = configured
+  labels = train.labels if test is None else np.concatenate(
+      [train.labels, test.labels])
+  check_classes(class_names, labels, where, bool(configured), label_source)
+  if test is None:
+    train, test = _test_split(train, options, where)
   return OwnData(modality, class_names, train, test)
+
+
+def _test_split(train: Split, options: ReadOptions, where: str
+                ) -> tuple[Split, Split]:
+  """(train, test) of files without a test split (module docstring)."""
+  labeled = train.labels != UNLABELED
+  if not labeled.any():
+    return train, _take(train, [])
+  carved_train, test = carve_test_split(train, options.test_fraction,
+                                        options.seed)
+  if len(test.labels):
+    return carved_train, test
+  if labeled.all():
+    raise DataError(
+        f'{where}: too few labeled examples to carve a test split of '
+        f'test_fraction={options.test_fraction}; label more or provide a '
+        'test split')
+  return train, test
 
 
 # ----------------------------------------------------------------------------
@@ -321,6 +541,11 @@ def _decode_image(name: str, shape: tuple[int, int, int]) -> np.ndarray:
 
 
 def _read_table(path: str, options: ReadOptions) -> OwnData:
+  if options.text_column == options.label_column:
+    raise DataError(
+        f'config.data.text_column and config.data.label_column are both '
+        f'{options.text_column!r}: the label would be read as the text; name '
+        'the text column and the label column')
   text = _read_utf8(path)
   extension = os.path.splitext(path)[1].lower()
   if extension in TABLE_DELIMITERS:
@@ -329,14 +554,20 @@ def _read_table(path: str, options: ReadOptions) -> OwnData:
     rows = _json_lines(path, text, options)
   if not rows:
     raise DataError(f'{path}: no rows')
-  values = [label for _, _, label in rows if label is not None]
-  class_names = class_names_of(values)
-  labels = np.array([UNLABELED if label is None else class_names.index(label)
+  first_seen = {}
+  for number, _, label in rows:
+    if label is not None:
+      first_seen.setdefault(label, f'line {number}')
+  class_names = class_names_of(first_seen, path)
+  index = {name: i for i, name in enumerate(class_names)}
+  labels = np.array([UNLABELED if label is None else index[label]
                      for _, _, label in rows], np.int32)
   documents = np.empty((len(rows),), object)
   documents[:] = [document for _, document, _ in rows]
   train = Split(documents, labels, tuple(f'line {n}' for n, _, _ in rows))
-  return _finish('text', class_names, train, None, options, path)
+  return _finish('text', class_names, train, None, options, path,
+                 f'the label column {options.label_column!r} '
+                 '(config.data.label_column)')
 
 
 def _read_utf8(path: str) -> str:
@@ -350,18 +581,37 @@ def _read_utf8(path: str) -> str:
                     f'{e.start}); save the file as UTF-8') from None
 
 
-def _label_value(value: Any) -> str | None:
-  """A label cell as a class name; None for unlabeled (empty, null, -1)."""
-  if value is None:
+def _label_value(value: Any, where: str) -> str | None:
+  """A label cell as a class name; None for unlabeled.
+
+  Unlabeled: empty, null, NaN (a JSON number) or -1 however written ('-1',
+  '-1.0', -1.0). Numbers in JSON keep their JSON spelling (1, 1.0, true).
+  """
+  if value is None or (isinstance(value, float) and math.isnan(value)):
     return None
-  value = str(value).strip()
-  return None if value in ('', str(UNLABELED)) else value
+  if isinstance(value, (list, dict)) or (isinstance(value, float)
+                                         and math.isinf(value)):
+    raise DataError(f'{where}: the label is {value!r}; expected a class name '
+                    'or number, or empty for unlabeled')
+  if not isinstance(value, str):
+    value = json.dumps(value)
+  check_encodable(value, where)
+  name = normalize_class_name(value)
+  return None if not name or _number(name) == UNLABELED else name
 
 
 def _csv_rows(path: str, text: str, delimiter: str, options: ReadOptions
               ) -> list[tuple[int, str, str | None]]:
-  """(line number, text, label or None) per data row."""
-  reader = csv.reader(io.StringIO(text, newline=''), delimiter=delimiter)
+  """(line number, text, label or None) per data row.
+
+  A TSV has no quoting (a cell is everything between tabs, so a text may
+  begin with a quote); a CSV quotes as spreadsheets write it.
+  """
+  # No cell is longer than the file (csv's default limit is 131,072).
+  csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+  quoting = csv.QUOTE_NONE if delimiter == '\t' else csv.QUOTE_MINIMAL
+  reader = csv.reader(io.StringIO(text, newline=''), delimiter=delimiter,
+                      quoting=quoting)
   try:
     header = next(reader)
   except StopIteration:
@@ -382,7 +632,8 @@ def _csv_rows(path: str, text: str, delimiter: str, options: ReadOptions
         if len(cells) != len(header):
           raise DataError(f'{path}, line {line}: {len(cells)} cells where '
                           f'the header has {len(header)}')
-        rows.append((line, cells[columns[0]], _label_value(cells[columns[1]])))
+        rows.append((line, cells[columns[0]],
+                     _label_value(cells[columns[1]], f'{path}, line {line}')))
       line = reader.line_num + 1
   except csv.Error as e:
     raise DataError(f'{path}, line {line}: {e}') from None
@@ -391,26 +642,32 @@ def _csv_rows(path: str, text: str, delimiter: str, options: ReadOptions
 
 def _json_lines(path: str, text: str, options: ReadOptions
                 ) -> list[tuple[int, str, str | None]]:
+  """(line number, text, label or None) per JSON object.
+
+  Lines end at '\\n' only: U+2028 and friends may stand inside a JSON text.
+  """
   rows = []
-  for number, line in enumerate(text.splitlines(), 1):
+  for number, line in enumerate(text.split('\n'), 1):
     if not line.strip():
       continue
+    where = f'{path}, line {number}'
     try:
       record = json.loads(line)
     except json.JSONDecodeError as e:
-      raise DataError(f'{path}, line {number}: not JSON ({e.msg})') from None
+      raise DataError(f'{where}: not JSON ({e.msg})') from None
     if not isinstance(record, dict):
-      raise DataError(f'{path}, line {number}: expected a JSON object')
+      raise DataError(f'{where}: expected a JSON object')
     for key in ('text_column', 'label_column'):
       if getattr(options, key) not in record:
-        raise DataError(f'{path}, line {number}: no key '
-                        f'{getattr(options, key)!r} (config.data.{key}); it '
-                        f'has {sorted(record)}')
+        raise DataError(f'{where}: no key {getattr(options, key)!r} '
+                        f'(config.data.{key}); it has {sorted(record)}')
     document = record[options.text_column]
     if not isinstance(document, str):
-      raise DataError(f'{path}, line {number}: {options.text_column!r} is '
+      raise DataError(f'{where}: {options.text_column!r} is '
                       f'{document!r}, not a string')
-    rows.append((number, document, _label_value(record[options.label_column])))
+    check_encodable(document, f'{where}, {options.text_column!r}')
+    rows.append((number, document,
+                 _label_value(record[options.label_column], where)))
   return rows
 
 

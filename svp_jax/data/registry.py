@@ -44,12 +44,14 @@ class LoadOptions:
   image_size: int | None = None
   # A user's own files (svp_jax.data.files): where they are, the table's
   # columns, the share of labeled examples carved out as a test split when
-  # the files have none, and the seed that draws it (the run's).
+  # the files have none, the seed that draws it (the run's), and the class
+  # names (() : the files', or a classes.txt's beside them).
   path: str | None = None
   text_column: str = 'text'
   label_column: str = 'label'
   test_fraction: float = 0.2
   seed: int = 0
+  class_names: tuple[str, ...] = ()
   # Split names of datasets named by TFDS name ('': train and test).
   train_split: str = ''
   test_split: str = ''
@@ -178,8 +180,8 @@ def configured_options(data_config: Any, seed: int = 0) -> dict[str, Any]:
   """The `LoadOptions` fields a config's `data` section sets.
 
   '' in data_dir / manual_dir / path means the default; keys a section does
-  not have keep their defaults (only the own-files configs have path and the
-  columns). `seed` is the run's (config.seed).
+  not have keep their defaults (only the own-files configs have path, the
+  columns and class_names). `seed` is the run's (config.seed).
   """
   defaults = LoadOptions()
   return dict(
@@ -191,9 +193,16 @@ def configured_options(data_config: Any, seed: int = 0) -> dict[str, Any]:
       text_column=data_config.get('text_column', defaults.text_column),
       label_column=data_config.get('label_column', defaults.label_column),
       test_fraction=data_config.get('test_fraction', defaults.test_fraction),
+      # A list stays a sequence; anything else is refused, named, on reading.
+      class_names=_as_tuple(data_config.get('class_names',
+                                            defaults.class_names)),
       train_split=data_config.get('train_split', defaults.train_split),
       test_split=data_config.get('test_split', defaults.test_split),
       seed=seed)
+
+
+def _as_tuple(value: Any) -> Any:
+  return tuple(value) if isinstance(value, list) else value
 
 
 def _process_zero_first(read: Callable[[], Any], what: str) -> Any:

@@ -7,7 +7,8 @@ label (-1: unlabeled, which `ClassLabel` cannot hold) and the example's
 `source` (file path, table line, array row), so it prepares with numpy
 alone. The class names, modality and normalisation statistics go in the
 dataset's metadata, which TFDS writes with the rest before renaming the
-finished folder into place: a folder that exists is complete.
+finished folder into place: a folder that exists is complete. A split
+without examples (the test split of a pool without labels) is not written.
 
 Read back with `tfds.builder_from_directory` (no class, no TensorFlow).
 Importing this module registers the TFDS name `user_files`.
@@ -63,8 +64,13 @@ class UserFiles(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager: Any):
     del dl_manager  # Nothing to download: the examples are in the config.
-    return {'train': self._generate_examples(self.builder_config.data.train),
-            'test': self._generate_examples(self.builder_config.data.test)}
+    data = self.builder_config.data
+    # TFDS cannot write a split without examples: an empty test split (a
+    # pool without labels) is left out, and svp_jax.data.files reads a
+    # split that is not there as empty.
+    return {name: self._generate_examples(split)
+            for name, split in (('train', data.train), ('test', data.test))
+            if len(split.labels)}
 
   def _generate_examples(self, split: own_files.Split):
     for i, (inputs, label, source) in enumerate(
