@@ -147,6 +147,15 @@ def test_nan_and_minus_one_however_written_are_unlabeled(tmp_path):
   assert (every_label(table) == -1).sum() == 4
 
 
+@pytest.mark.parametrize('label', [[1], {'a': 1}, float('inf')])
+def test_a_label_that_is_no_class_name_is_named(tmp_path, label):
+  records = [{'text': t, 'label': c} for t, c in reviews()]
+  records.append({'text': 'odd', 'label': label})
+  with pytest.raises(data.DataError, match=r'line 9: the label is .*; '
+                     'expected a class name or number'):
+    read(write_jsonl(tmp_path / 't.jsonl', records))
+
+
 @pytest.mark.parametrize('spellings', [('1', '01'), ('1', '+1'),
                                        ('2', '2.0'), ('1', 1.0)])
 def test_one_number_written_two_ways_is_refused(tmp_path, spellings):
@@ -258,6 +267,9 @@ def test_a_bad_classes_txt_is_named(tmp_path, content, message):
     (('cat', ''), r"class_names\[1\]: '' is no class name"),
     ('cat,dog', 'expected a list of class names'),
     ((1, 2), 'class names must be strings'),
+    # What a flag's --config.data.class_names=cat,dog gives.
+    (('cat,dog',), r"one class \['cat,dog'\].*on the command line: "
+     r'--config.data.class_names='),
 ])
 def test_bad_configured_class_names_are_named(tmp_path, names, message):
   path = write_csv(tmp_path / 't.csv', reviews())

@@ -71,6 +71,7 @@ JSON_LINES_EXTENSIONS = ('.jsonl',)
 NPZ_EXTENSION = '.npz'
 UNLABELED_FOLDER = 'unlabeled'
 CLASSES_FILE = 'classes.txt'
+_CLASS_NAMES_KEY = 'config.data.class_names'
 # More classes than this, with fewer than 2 labeled examples a class on
 # average, are taken for ids (looks_like_ids) unless the names are given.
 MAX_CLASSES_UNASKED = 1000
@@ -231,7 +232,7 @@ def class_names_for(path: str, configured: Any) -> tuple[str, ...]:
   DataError for a repeated or empty name, fewer than 2, or a config value
   that is not a list of strings.
   """
-  key = 'config.data.class_names'
+  key = _CLASS_NAMES_KEY
   if isinstance(configured, str) or not isinstance(configured,
                                                    (list, tuple)):
     raise DataError(f'{key}={configured!r}: expected a list of class names, '
@@ -267,8 +268,12 @@ def _checked_names(names: list[tuple[str, str]], what: str
     check_encodable(name, where)
     seen[name] = where
   if len(seen) == 1:
+    # A flag's 'cat,dog' is one name; "('cat','dog')" is two.
+    hint = ('' if what != _CLASS_NAMES_KEY else
+            f' (on the command line: --{_CLASS_NAMES_KEY}="(\'cat\', '
+            '\'dog\')")')
     raise DataError(f'{what}: one class {list(seen)}; a classifier needs at '
-                    'least 2')
+                    f'least 2{hint}')
   return tuple(seen)
 
 
