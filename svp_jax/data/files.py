@@ -9,14 +9,22 @@ form, read back without TensorFlow) in
 `<data_dir>/user_files/<content key>/1.0.0/`, and read from there while the
 files stay the same: the key covers the files' names and bytes and every
 option that shapes the examples, so a changed folder is prepared again and
-an unchanged one is not. Per-channel mean and std are computed from the
-training split when it is prepared and kept in its metadata.
+an unchanged one is not. Preparing writes a scratch folder beside that one
+and renames it into place when complete, so two processes preparing the
+same files at once both succeed (the second uses the first's folder). A
+data_dir that is not writable (a shared read-only mount) is still read;
+files not prepared there are prepared in the user's cache instead
+(`$XDG_CACHE_HOME/svp_jax/data/`, else `~/.cache/svp_jax/data/`).
+Per-channel mean and std are computed from the training split when it is
+prepared, in bounded memory, and kept in its metadata.
 
 Importing this module registers the dynamic family `files`: its one
 dataset's facts (classes, shape, modality) come from the files.
 """
 
 import os
+import shutil
+import tempfile
 import threading
 import time
 from typing import Any
@@ -27,6 +35,7 @@ import numpy as np
 from svp_jax.data import image_splits
 from svp_jax.data import own_files
 from svp_jax.data import registry
+from svp_jax.data import statistics
 from svp_jax.data import tfds_util
 from svp_jax.data.errors import DataError
 from svp_jax.data.info import DatasetInfo
@@ -34,9 +43,10 @@ from svp_jax.data.info import DatasetInfo
 NAME = 'files'
 BUILDER_NAME = 'user_files'
 _VERSION = '1.0.0'
-# (path, read options) -> (fingerprint, prepared folder): the content is
-# hashed once per process while the files' names, sizes and mtimes stay.
-_PREPARED: dict[tuple[str, own_files.ReadOptions], tuple[Any, str]] = {}
+# (path, read options, data_dir) -> (fingerprint, prepared folder): the
+# content is hashed once per process while the files' names, sizes and
+# mtimes stay.
+_PREPARED: dict[tuple[str, own_files.ReadOptions, str], tuple[Any, str]] = {}
 _LOCK = threading.Lock()
 
 
@@ -70,23 +80,55 @@ def prepared_folder(options: registry.LoadOptions) -> str:
   path = os.path.abspath(os.path.expanduser(options.path))
   reading = read_options(options)
   own_files.file_format(path)  # A missing path fails here, named.
+  data_dir, _ = tfds_util.resolve_dirs(options.data_dir, None)
   with _LOCK:
     fingerprint = own_files.fingerprint(path)
-    cached = _PREPARED.get((path, reading))
+    cached = _PREPARED.get((path, reading, data_dir))
     if cached and cached[0] == fingerprint:
       return cached[1]
-    data_dir, _ = tfds_util.resolve_dirs(options.data_dir, None)
     key = own_files.content_key(path, reading)
-    folder = os.path.join(data_dir, BUILDER_NAME, key, _VERSION)
-    if not os.path.isfile(os.path.join(folder, 'dataset_info.json')):
-      _prepare(path, reading, data_dir, key)
-    _PREPARED[(path, reading)] = (fingerprint, folder)
+    # Prepared earlier in data_dir, or in the user's cache because data_dir
+    # was read-only then.
+    for base in (data_dir, fallback_data_dir()):
+      folder = version_folder(base, key)
+      if _complete(folder):
+        break
+    else:
+      base = data_dir
+      if not statistics.writable(data_dir):
+        base = fallback_data_dir()
+        logging.warning('data_dir=%s is not writable: preparing %s in %s.',
+                        data_dir, path, base)
+      _prepare(path, reading, base, key)
+      folder = version_folder(base, key)
+    _PREPARED[(path, reading, data_dir)] = (fingerprint, folder)
     return folder
+
+
+def fallback_data_dir() -> str:
+  """Where files are prepared when data_dir is not writable."""
+  return os.path.join(statistics.user_cache_dir(), 'data')
+
+
+def version_folder(data_dir: str, key: str) -> str:
+  """The prepared folder of the files with content key `key`."""
+  return os.path.join(data_dir, BUILDER_NAME, key, _VERSION)
+
+
+def _complete(folder: str) -> bool:
+  # Written last, by the rename that puts a finished folder into place.
+  return os.path.isfile(os.path.join(folder, 'dataset_info.json'))
 
 
 def _prepare(path: str, reading: own_files.ReadOptions, data_dir: str,
              key: str):
-  """Reads, checks and writes the files' dataset as array_record."""
+  """Reads, checks and writes the files' dataset as array_record.
+
+  Written into a scratch folder beside its destination and renamed into
+  place when complete: another process preparing the same files at the same
+  time renames first or second, and the second uses the first's folder
+  (the same key, the same content).
+  """
   start = time.perf_counter()
   data = own_files.read(path, reading)
   read_seconds = time.perf_counter() - start
@@ -95,14 +137,46 @@ def _prepare(path: str, reading: own_files.ReadOptions, data_dir: str,
   from svp_jax.data.builders import user_files
   config = user_files.UserFilesConfig(
       name=key, description=path, data=data, metadata=metadata(data))
-  builder = user_files.UserFiles(config=config, data_dir=data_dir)
-  # TFDS writes into an `incomplete.*` folder and renames it when done.
-  builder.download_and_prepare(file_format='array_record')
+  destination = version_folder(data_dir, key)
+  parent = os.path.dirname(destination)
+  try:
+    os.makedirs(parent, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix='.incomplete-', dir=parent)
+  except OSError as e:
+    raise DataError(f'cannot write the prepared files in data_dir={data_dir} '
+                    f'({e.strerror or e}); set config.data.data_dir to a '
+                    'writable folder') from None
+  try:
+    builder = user_files.UserFiles(config=config, data_dir=scratch)
+    builder.download_and_prepare(file_format='array_record')
+    _move_into_place(builder.data_dir, destination)
+  finally:
+    shutil.rmtree(scratch, ignore_errors=True)
   logging.info('Prepared %s (%d train, %d test examples, %d unlabeled) as '
                '%s in %.1f s (%.1f s reading the files).', path,
                len(data.train.labels), len(data.test.labels),
                int((data.train.labels == own_files.UNLABELED).sum()),
-               builder.data_dir, time.perf_counter() - start, read_seconds)
+               destination, time.perf_counter() - start, read_seconds)
+
+
+def _move_into_place(prepared: str, destination: str):
+  """Renames the complete folder `prepared` to `destination` (atomic)."""
+  try:
+    os.rename(prepared, destination)
+  except OSError as e:
+    if _complete(destination):
+      logging.info('%s was prepared by another process meanwhile; using it.',
+                   destination)
+      return
+    raise DataError(f'{destination}: cannot put the prepared files there '
+                    f'({e.strerror or e}); if it is an unfinished leftover, '
+                    'remove it') from None
+  # The rename itself survives a power loss only once its folder is synced.
+  descriptor = os.open(os.path.dirname(destination), os.O_RDONLY)
+  try:
+    os.fsync(descriptor)
+  finally:
+    os.close(descriptor)
 
 
 def metadata(data: own_files.OwnData) -> dict[str, Any]:
@@ -117,11 +191,11 @@ def metadata(data: own_files.OwnData) -> dict[str, Any]:
 
 def channel_statistics(images: np.ndarray) -> tuple[list[float],
                                                     list[float]]:
-  """Per-channel mean and population std on the [0, 1] scale."""
-  pixels = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
-  # A constant channel would divide by zero when normalising.
-  std = np.maximum(pixels.std(axis=0), 1e-3)
-  return pixels.mean(axis=0).tolist(), std.tolist()
+  """Per-channel mean and population std on the [0, 1] scale.
+
+  In bounded memory: a few MB beside the images (`svp_jax.data.statistics`).
+  """
+  return statistics.channel_statistics(images)
 
 
 def _builder(folder: str) -> Any:

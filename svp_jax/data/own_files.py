@@ -5,10 +5,19 @@
 * a folder of images, `ROOT/<class name>/**.{png,jpg,jpeg,bmp,gif,webp}`,
   optionally one level down as `ROOT/train/<class>/...` and
   `ROOT/test/<class>/...`. `ROOT/unlabeled/` (or `ROOT/train/unlabeled/`)
-  holds pool members without a label. Grey, RGB and RGBA (and palette)
-  images all load: the dataset is grey if every image is, else RGB (alpha
-  dropped). Images are resized to `image_size` x `image_size` (bilinear);
-  with image_size 0 they must all share one size, which is kept.
+  holds pool members without a label. With `ROOT/train/`, anything else
+  at the top level that would be read (another folder, an image) is a
+  DataError, so nothing is ignored unseen and a class cannot be named
+  `train`; without it, `ROOT/test/` is a class like any other. Hidden
+  names (`.thumbnails`, `.ipynb_checkpoints`, AppleDouble `._x.png`) and
+  `@eaDir`, `__MACOSX` are skipped at every depth; symlinked folders are
+  followed (one leading back to a folder it is in is a DataError), a
+  dangling symlink or a name that is not UTF-8 is a DataError. Grey, RGB
+  and RGBA (and palette) images all load, upright (EXIF orientation
+  applied), 16-bit grey scaled to 8 bits: the dataset is grey if every
+  image is, else RGB (alpha dropped). Images are resized to `image_size` x
+  `image_size` (bilinear); with image_size 0 they must all share one size,
+  which is kept.
 * a table of texts: `.csv`, `.tsv` or JSON Lines (`.jsonl`), UTF-8, with the
   text and label columns named by `text_column` and `label_column` (two
   different columns; CSV and TSV: a header row). A CSV quotes as
@@ -17,8 +26,10 @@
   An empty label (or null, NaN, or -1 however written: '-1.0') marks an
   unlabeled pool member.
 * a NumPy `.npz` with `x_train`, `y_train` and optionally `x_test`,
-  `y_test` and `class_names`: x uint8 images (N, H, W) or (N, H, W, C), or
-  strings (texts); y integer classes from 0, -1 for unlabeled.
+  `y_test` and `class_names`: x images (N, H, W) or (N, H, W, C) of
+  integer pixels 0..255 or finite floats in [0, 1] (times 255), or texts
+  (str, or UTF-8 bytes); y integer classes from 0, -1 for unlabeled;
+  `class_names` str or UTF-8 bytes.
 
 Class names are `config.data.class_names`, or a `classes.txt` beside the
 files (ROOT/classes.txt; for a file, in its folder: one class a line, blank
@@ -58,6 +69,8 @@ import os
 import re
 from typing import Any
 import unicodedata
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -70,6 +83,13 @@ TABLE_DELIMITERS = {'.csv': ',', '.tsv': '\t'}
 JSON_LINES_EXTENSIONS = ('.jsonl',)
 NPZ_EXTENSION = '.npz'
 UNLABELED_FOLDER = 'unlabeled'
+# Besides hidden names ('.x'): folders file managers, NAS thumbnailers and
+# archivers add beside a person's images (`skipped`).
+SKIPPED_NAMES = ('@eaDir', '__MACOSX')
+# EXIF orientations that turn the image a quarter (width and height swap).
+_TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
+# What numpy raises for a truncated or damaged .npz.
+_NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 CLASSES_FILE = 'classes.txt'
 _CLASS_NAMES_KEY = 'config.data.class_names'
 # More classes than this, with fewer than 2 labeled examples a class on
@@ -79,8 +99,10 @@ MAX_CLASSES_UNASKED = 1000
 _NUMBER = re.compile(r'[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?', re.ASCII)
 # Pillow modes read as one grey channel; everything else becomes RGB.
 _GREY_MODES = ('1', 'L', 'LA', 'I', 'I;16', 'F')
-# Bump when what preparing writes changes: older caches are then ignored.
-FORMAT_VERSION = 1
+# Bump when what preparing writes or the content key changes: older caches
+# are then ignored. 2: skipped names, ROOT/unlabeled beside train/, 16-bit
+# and EXIF-oriented images, a class folder named test.
+FORMAT_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,10 +160,15 @@ def read(path: str, options: ReadOptions) -> OwnData:
 
 
 def has_test_split(path: str) -> bool:
-  """Whether the files bring their own test split (else one is carved)."""
+  """Whether the files bring their own test split (else one is carved).
+
+  Agrees with the reader: a folder's `test/` is a test split only beside
+  `train/`; without `train/` it is a class folder named 'test'.
+  """
   kind = file_format(path)
   if kind == 'images':
-    return os.path.isdir(os.path.join(path, 'test'))
+    return _has_split_folders(path) and os.path.isdir(
+        os.path.join(path, 'test'))
   if kind == 'npz':
     with _open_npz(path) as arrays:
       return 'x_test' in arrays.files
@@ -153,22 +180,22 @@ def has_test_split(path: str) -> bool:
 
 
 def source_files(path: str) -> list[str]:
-  """Every file that `read` reads at `path`, sorted (a file: itself)."""
+  """Every file that `read` reads at `path`, sorted (a file: itself).
+
+  A folder's images are found by the same walk as the reader's (skipped
+  names, symlinked folders), and the reader refuses anything at the top
+  level it would not read, so these are exactly the files read.
+  """
   if not os.path.isdir(path):
     return [path]
-  found = []
-  for folder, subfolders, names in os.walk(path):
-    subfolders.sort()
-    found.extend(os.path.join(folder, n) for n in sorted(names)
-                 if n.lower().endswith(IMAGE_EXTENSIONS))
-  return found
+  return _images_under(path)
 
 
 def content_key(path: str, options: ReadOptions) -> str:
   """A hex digest of the files' names and bytes and the read options.
 
-  The seed counts only where a test split is carved, so a folder with its
-  own test split is prepared once for every seed.
+  The seed and test fraction count only where a test split is carved, so
+  files with their own test split are prepared once for every seed.
   """
   digest = hashlib.sha256()
   shaping = dataclasses.asdict(options)
@@ -177,9 +204,13 @@ def content_key(path: str, options: ReadOptions) -> str:
   digest.update(json.dumps([FORMAT_VERSION, shaping], sort_keys=True).encode())
   for name in source_files(path):
     digest.update(os.path.relpath(name, path).encode() + b'\0')
-    with open(name, 'rb') as f:
-      for block in iter(lambda: f.read(1 << 20), b''):  # pylint: disable=cell-var-from-loop
-        digest.update(block)
+    try:
+      with open(name, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):  # pylint: disable=cell-var-from-loop
+          digest.update(block)
+    except OSError as e:
+      raise DataError(f'{_shown(name)}: cannot read it '
+                      f'({e.strerror or e})') from None
     digest.update(b'\0')
   return digest.hexdigest()[:16]
 
@@ -442,19 +473,145 @@ def _test_split(train: Split, options: ReadOptions, where: str
 # A folder of images.
 
 
+def skipped(name: str) -> bool:
+  """Whether a file or folder name is left out at every depth.
+
+  Hidden names (`.thumbnails`, `.ipynb_checkpoints`, macOS's AppleDouble
+  `._x.png`, `.DS_Store`) and the folders file managers and archivers add
+  (`SKIPPED_NAMES`) are no one's examples.
+  """
+  return name.startswith('.') or name in SKIPPED_NAMES
+
+
+def _shown(path: str) -> str:
+  """`path` printable: bytes that are not UTF-8 as \\x escapes."""
+  return os.fsencode(path).decode('utf-8', 'backslashreplace')
+
+
+def _is_image(name: str) -> bool:
+  return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _entries(folder: str) -> list[str]:
+  """The names in `folder` that are read, sorted; skipped ones left out.
+
+  Raises:
+    DataError: a symlink to nothing, or a folder or image name that is not
+      UTF-8 (it could be neither a class name nor a source).
+  """
+  try:
+    names = sorted(os.listdir(folder))
+  except OSError as e:
+    raise DataError(f'{_shown(folder)}: cannot list the folder '
+                    f'({e.strerror or e})') from None
+  kept = []
+  for name in names:
+    if skipped(name):
+      continue
+    path = os.path.join(folder, name)
+    if os.path.islink(path) and not os.path.exists(path):
+      raise DataError(f'{_shown(path)}: a symlink to '
+                      f'{_shown(os.readlink(path))!r}, which does not exist; '
+                      'fix or remove the link')
+    if os.path.isdir(path) or _is_image(name):
+      try:
+        name.encode('utf-8')
+      except UnicodeEncodeError:
+        raise DataError(f'{_shown(path)}: the name is not UTF-8; rename it '
+                        '(class names and sources are text)') from None
+    kept.append(name)
+  return kept
+
+
+def _images_under(folder: str) -> list[str]:
+  """The image files under `folder` at any depth, in walk order.
+
+  A folder's own images (sorted) come before its subfolders' (sorted).
+  Symlinked folders are followed; one that leads back to a folder it is in
+  is a DataError naming it.
+  """
+  found = []
+  # (folder, the real paths of it and of every folder it is in), depth
+  # first: a link to any of those would be walked forever.
+  real = os.path.realpath(folder)
+  above = {real}
+  while os.path.dirname(real) != real:
+    real = os.path.dirname(real)
+    above.add(real)
+  pending = [(folder, frozenset(above))]
+  while pending:
+    current, ancestors = pending.pop()
+    subfolders = []
+    for name in _entries(current):
+      path = os.path.join(current, name)
+      if os.path.isdir(path):
+        real = os.path.realpath(path)
+        if real in ancestors:
+          raise DataError(f'{_shown(path)}: a symlink to {_shown(real)}, a '
+                          'folder it is in (a cycle); remove the link')
+        subfolders.append((path, ancestors | {real}))
+      elif _is_image(name):
+        found.append(path)
+    pending.extend(reversed(subfolders))
+  return found
+
+
+def _has_split_folders(root: str) -> bool:
+  """Whether `root` is laid out as ROOT/train/... (and ROOT/test/...)."""
+  return os.path.isdir(os.path.join(root, 'train'))
+
+
+def _split_layout(root: str) -> tuple[dict[str, list[str]],
+                                      dict[str, list[str]] | None]:
+  """({class or 'unlabeled': train images}, the same for test or None).
+
+  Raises:
+    DataError: beside ROOT/train/, anything read other than test/ and
+      unlabeled/ (a class folder, a stray image), named.
+  """
+  if not _has_split_folders(root):
+    return _class_folders(root, allow_unlabeled=True), None
+  layout = (f'with {os.path.join(root, "train")}/ the folder holds train/'
+            '<class>/<image>, optionally test/<class>/<image> and '
+            'unlabeled/<image>, and nothing else')
+  for name in _entries(root):
+    path = os.path.join(root, name)
+    if name in ('train', 'test', UNLABELED_FOLDER):
+      continue
+    if os.path.isdir(path):
+      raise DataError(f'{_shown(path)}: a folder beside train/; {layout} (a '
+                      "class folder cannot be named 'train': rename it, or "
+                      'move the class folders into train/)')
+    if _is_image(name):
+      raise DataError(f'{_shown(path)}: an image beside train/; {layout}')
+  train = _class_folders(os.path.join(root, 'train'), allow_unlabeled=True)
+  unlabeled = os.path.join(root, UNLABELED_FOLDER)
+  if os.path.isdir(unlabeled):
+    train[UNLABELED_FOLDER] = (train.get(UNLABELED_FOLDER, [])
+                               + _images_under(unlabeled))
+  test = None
+  if os.path.isdir(os.path.join(root, 'test')):
+    test = _class_folders(os.path.join(root, 'test'), allow_unlabeled=False)
+  return train, test
+
+
 def _read_image_folder(root: str, options: ReadOptions) -> OwnData:
-  has_splits = os.path.isdir(os.path.join(root, 'train'))
-  train_root = os.path.join(root, 'train') if has_splits else root
-  train_files = _class_folders(train_root, allow_unlabeled=True)
-  class_names = tuple(sorted(c for c in train_files if c != UNLABELED_FOLDER))
-  test_files = None
-  if has_splits and os.path.isdir(os.path.join(root, 'test')):
-    test_root = os.path.join(root, 'test')
-    test_files = _class_folders(test_root, allow_unlabeled=False)
-    unknown = sorted(set(test_files) - set(class_names))
+  train_files, test_files = _split_layout(root)
+  train_root, test_root = ((os.path.join(root, 'train'),
+                            os.path.join(root, 'test'))
+                           if _has_split_folders(root) else (root, None))
+  # {folder name: class name} (normalised: folder_class_names).
+  folder_classes = folder_class_names(
+      [c for c in train_files if c != UNLABELED_FOLDER], train_root)
+  class_names = tuple(sorted(folder_classes.values()))
+  if test_files is not None:
+    test_classes = folder_class_names(test_files, test_root)
+    unknown = sorted(set(test_classes.values()) - set(class_names))
     if unknown:
       raise DataError(f'{test_root}: classes {unknown} have no training '
-                      f'images (classes in {train_root}: {list(class_names)})')
+                      f'images (classes in {train_root}: '
+                      f'{list(class_names)})')
+    folder_classes.update(test_classes)
   everything = [f for files in [train_files, test_files or {}]
                 for names in files.values() for f in names]
   shape = _image_shape(everything, options.image_size, root)
@@ -463,9 +620,10 @@ def _read_image_folder(root: str, options: ReadOptions) -> OwnData:
     names = [(f, c) for c in sorted(files) for f in files[c]]
     images = np.empty((len(names), *shape), np.uint8)
     for i, (name, _) in enumerate(names):
-      images[i] = _decode_image(name, shape)
+      images[i] = _decode_image(name, shape, bool(options.image_size))
     labels = np.array([UNLABELED if c == UNLABELED_FOLDER
-                       else class_names.index(c) for _, c in names], np.int32)
+                       else class_names.index(folder_classes[c])
+                       for _, c in names], np.int32)
     return Split(images, labels,
                  tuple(os.path.relpath(n, root) for n, _ in names))
 
@@ -477,28 +635,46 @@ def _read_image_folder(root: str, options: ReadOptions) -> OwnData:
 def _class_folders(split_root: str, allow_unlabeled: bool
                    ) -> dict[str, list[str]]:
   """{class folder name: its image files (recursive, sorted)}."""
-  entries = sorted(os.listdir(split_root))
-  stray = [e for e in entries if e.lower().endswith(IMAGE_EXTENSIONS)
+  entries = _entries(split_root)
+  stray = [e for e in entries if _is_image(e)
            and os.path.isfile(os.path.join(split_root, e))]
   if stray:
-    raise DataError(f'{os.path.join(split_root, stray[0])}: images must be in '
-                    'a folder named after their class (ROOT/<class>/'
-                    f'{stray[0]})')
-  files = {e: source_files(os.path.join(split_root, e)) for e in entries
-           if os.path.isdir(os.path.join(split_root, e))
-           and not e.startswith('.')}
+    where = os.path.join(split_root, stray[0])
+    raise DataError(f'{_shown(where)}: images must be in a folder named after '
+                    f'their class ({_shown(split_root)}/<class>/'
+                    f'{_shown(stray[0])}'
+                    + (f', or {_shown(split_root)}/{UNLABELED_FOLDER}/ when '
+                       'they have none)' if allow_unlabeled else ')'))
+  files = {e: _images_under(os.path.join(split_root, e)) for e in entries
+           if os.path.isdir(os.path.join(split_root, e))}
   if not allow_unlabeled and UNLABELED_FOLDER in files:
     raise DataError(f'{os.path.join(split_root, UNLABELED_FOLDER)}: a test '
                     'split cannot have unlabeled images')
   if not files:
-    raise DataError(f'{split_root}: no class folders; expected '
-                    f'{split_root}/<class name>/<image>'
+    raise DataError(f'{_shown(split_root)}: no class folders; expected '
+                    f'{_shown(split_root)}/<class name>/<image>'
                     f'{"|".join(IMAGE_EXTENSIONS)}')
   empty = [c for c, names in files.items() if not names]
   if empty:
     raise DataError(f'{os.path.join(split_root, empty[0])}: no images '
                     f'({"/".join(IMAGE_EXTENSIONS)}) in this class folder')
   return files
+
+
+def _is_grey(mode: str) -> bool:
+  return mode in _GREY_MODES or mode.startswith('I;16')
+
+
+def _orientation(image: Any) -> int:
+  """The image's EXIF orientation (1: as stored), from the header.
+
+  A PNG's EXIF after its pixels is not read here (that would decode the
+  whole image); `_decode_image` applies it and checks the size then.
+  """
+  from PIL import ExifTags  # pylint: disable=g-import-not-at-top
+  if image.format == 'PNG' and 'exif' not in image.info:
+    return 1
+  return image.getexif().get(ExifTags.Base.Orientation, 1)
 
 
 def _image_shape(names: list[str], image_size: int, root: str
@@ -509,36 +685,71 @@ def _image_shape(names: list[str], image_size: int, root: str
   for name in names:
     try:
       with Image.open(name) as image:
-        sizes.setdefault(image.size, name)
-        grey = grey and image.mode in _GREY_MODES
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-      raise DataError(f'{name}: not a readable image ({e})') from None
+        width, height = image.size
+        if _orientation(image) in _TRANSPOSING_ORIENTATIONS:
+          width, height = height, width
+        sizes.setdefault((width, height), name)
+        grey = grey and _is_grey(image.mode)
+    except (OSError, ValueError, SyntaxError,
+            Image.DecompressionBombError) as e:
+      raise DataError(f'{_shown(name)}: not a readable image ({e})') from None
   channels = 1 if grey else 3
   if image_size:
     return image_size, image_size, channels
   if len(sizes) > 1:
     (a, first), (b, second) = list(sizes.items())[:2]
     raise DataError(
-        f'{root}: images differ in size ({first} is {a[0]}x{a[1]}, {second} '
-        f'is {b[0]}x{b[1]}); set config.data.image_size to resize them all')
+        f'{root}: images differ in size ({_shown(first)} is {a[0]}x{a[1]}, '
+        f'{_shown(second)} is {b[0]}x{b[1]}); set config.data.image_size to '
+        'resize them all')
   (width, height), = sizes
   return height, width, channels
 
 
-def _decode_image(name: str, shape: tuple[int, int, int]) -> np.ndarray:
-  """The image in `name` as uint8 (H, W, C), converted and resized."""
+def _decode_image(name: str, shape: tuple[int, int, int], resize: bool
+                  ) -> np.ndarray:
+  """The image in `name` as uint8 (H, W, C): upright, 8-bit, converted.
+
+  EXIF orientation is applied, 16-bit grey is scaled to 8 bits, and the
+  image is resized to `shape` where `resize` (else it must be that size).
+  """
   from PIL import Image  # pylint: disable=g-import-not-at-top
+  from PIL import ImageOps  # pylint: disable=g-import-not-at-top
   height, width, channels = shape
   try:
     with Image.open(name) as image:
+      image = _eight_bit(ImageOps.exif_transpose(image), name)
       image = image.convert('L' if channels == 1 else 'RGB')
       if image.size != (width, height):
+        if not resize:
+          raise DataError(
+              f'{_shown(name)}: {image.size[0]}x{image.size[1]} once its '
+              f'EXIF orientation is applied, the others {width}x{height}; '
+              'set config.data.image_size to resize them all')
         image = image.resize((width, height), Image.Resampling.BILINEAR)
       pixels = np.asarray(image, np.uint8)
-  except (OSError, ValueError, SyntaxError) as e:
-    raise DataError(f'{name}: cannot decode the image ({e}); replace or '
-                    'remove it') from None
+  except (OSError, ValueError, SyntaxError,
+          Image.DecompressionBombError) as e:
+    raise DataError(f'{_shown(name)}: cannot decode the image ({e}); replace '
+                    'or remove it') from None
   return pixels.reshape(height, width, channels)
+
+
+def _eight_bit(image: Any, name: str) -> Any:
+  """`image` with 8-bit channels: 16-bit grey scaled (0..65535 -> 0..255).
+
+  Pillow reads a 16-bit grey PNG in mode I;16 or I, which `convert('L')`
+  would clip to 255; 16-bit colour it already reads as 8-bit RGB(A).
+  """
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  if image.mode == 'F':
+    raise DataError(f'{_shown(name)}: floating-point pixels; save it with '
+                    '8 or 16 bits per channel')
+  if not image.mode.startswith('I'):
+    return image
+  levels = np.clip(np.asarray(image), 0, 65535).astype(np.uint32)
+  # Rounds v * 255 / 65535, exact for the 16-bit copy of an 8-bit value.
+  return Image.fromarray(((levels * 255 + 32767) // 65535).astype(np.uint8))
 
 
 # ----------------------------------------------------------------------------
@@ -683,8 +894,9 @@ def _json_lines(path: str, text: str, options: ReadOptions
 def _open_npz(path: str) -> Any:
   try:
     return np.load(path, allow_pickle=False)
-  except (OSError, ValueError) as e:
-    raise DataError(f'{path}: not a readable .npz file ({e})') from None
+  except _NPZ_ERRORS as e:
+    raise DataError(f'{path}: not a readable .npz file ({e}); a truncated '
+                    'or damaged file? Save it again') from None
 
 
 def _read_npz(path: str, options: ReadOptions) -> OwnData:
@@ -698,8 +910,9 @@ def _read_npz(path: str, options: ReadOptions) -> OwnData:
                       'optionally x_test, y_test, class_names)')
     try:
       loaded = {k: arrays[k] for k in arrays.files}
-    except (OSError, ValueError) as e:
-      raise DataError(f'{path}: cannot read its arrays ({e})') from None
+    except _NPZ_ERRORS as e:
+      raise DataError(f'{path}: cannot read its arrays ({e}); a truncated or '
+                      'damaged file? Save it again') from None
   splits = {}
   for split in ('train', 'test'):
     if f'x_{split}' in loaded:
@@ -746,31 +959,51 @@ def _npz_split(path: str, split: str, x: np.ndarray, y: np.ndarray,
     if x.ndim != 1:
       raise DataError(f'{path}: x_{split} texts must be 1-D; shape {x.shape}')
     texts = np.empty((len(x),), object)
-    texts[:] = [str(t) if x.dtype.kind == 'U' else t.decode('utf-8')
-                for t in x]
+    texts[:] = [_npz_text(path, f'x_{split}[{i}]', t) for i, t in enumerate(x)]
     return texts, y.astype(np.int32)
   return _npz_images(path, split, x, image_size), y.astype(np.int32)
 
 
+def _npz_text(path: str, where: str, value: np.str_ | np.bytes_) -> str:
+  """An .npz string as UTF-8 text (bytes decoded); DataError if not UTF-8."""
+  try:
+    text = (bytes(value).decode('utf-8') if isinstance(value, bytes)
+            else str(value))
+    text.encode('utf-8')  # A lone surrogate cannot be written.
+  except UnicodeError as e:
+    raise DataError(f'{path}: {where} is not UTF-8 text ({e.reason} at '
+                    f'{e.start}); store str or UTF-8 bytes') from None
+  return text
+
+
 def _npz_images(path: str, split: str, x: np.ndarray, image_size: int
                 ) -> np.ndarray:
-  """uint8 (N, H, W, C) from uint8/integer 0..255 or float 0..1 pixels."""
+  """uint8 (N, H, W, C) from integer 0..255 or finite float 0..1 pixels."""
   if x.ndim == 3:
     x = x[..., None]
   if x.ndim != 4 or x.shape[-1] not in (1, 3):
     raise DataError(f'{path}: x_{split} must be images (N, H, W) or (N, H, '
                     f'W, C) with C 1 or 3, or 1-D strings; shape {x.shape}')
   if x.dtype.kind == 'f':
+    finite = np.isfinite(x).reshape(len(x), -1).all(axis=1)
+    if not finite.all():
+      first = int(np.flatnonzero(~finite)[0])
+      raise DataError(f'{path}: x_{split}[{first}] has NaN or infinite '
+                      'pixels; float pixels must be finite, in [0, 1] '
+                      '(scaled by 255), or store uint8 pixels 0..255')
     if x.size and (x.min() < 0 or x.max() > 1):
       raise DataError(f'{path}: x_{split} is float with values outside '
-                      '[0, 1]; store uint8 pixels 0..255 or floats in [0, 1]')
+                      '[0, 1]; float pixels must be in [0, 1] (scaled by '
+                      '255), or store uint8 pixels 0..255')
     x = np.round(x * 255)
   elif x.dtype.kind in 'iu':
     if x.size and (x.min() < 0 or x.max() > 255):
-      raise DataError(f'{path}: x_{split} has pixel values outside 0..255')
+      raise DataError(f'{path}: x_{split} has pixel values outside 0..255; '
+                      'integer pixels must be 0..255 (or floats in [0, 1])')
   else:
     raise DataError(f'{path}: x_{split} has dtype {x.dtype}; expected '
-                    'uint8 pixels, floats in [0, 1] or strings')
+                    'integer pixels 0..255, finite floats in [0, 1] or '
+                    'strings')
   x = x.astype(np.uint8)
   if image_size and x.shape[1:3] != (image_size, image_size):
     x = _resize_all(x, image_size)
@@ -792,7 +1025,9 @@ def _npz_class_names(path: str, names: np.ndarray | None, highest: int
                      ) -> tuple[str, ...]:
   if names is None:
     return tuple(str(c) for c in range(highest + 1))
-  names = tuple(str(n) for n in np.asarray(names).reshape(-1))
+  names = tuple(normalize_class_name(
+      _npz_text(path, f'class_names[{i}]', n) if isinstance(n, (str, bytes))
+      else str(n)) for i, n in enumerate(np.asarray(names).reshape(-1)))
   if len(names) <= highest:
     raise DataError(f'{path}: class_names has {len(names)} names but the '
                     f'labels go up to {highest}')

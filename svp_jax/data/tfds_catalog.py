@@ -8,14 +8,18 @@ the builder has one). The data is prepared once as array_record in
 `data_dir` (downloading it needs internet: `data.download`, and TensorFlow
 for TFDS's own image encodings) and read back without TensorFlow; the
 per-channel mean and std of the training split's images are computed on
-first use and cached beside the prepared data
-(`<version dir>/svp_jax_statistics.json`).
+first use, in bounded memory, and cached beside the prepared data
+(`<version dir>/svp_jax_statistics.json`), or, where that folder is not
+writable (a shared read-only data_dir), in the user's cache
+(`$XDG_CACHE_HOME/svp_jax/statistics/`, else `~/.cache/svp_jax/...`),
+keyed by the folder's path.
 
 The registered built-in names (fashion_mnist, cifar10, ...) keep their own
 families; this one claims the other names TFDS knows. Importing it
 registers the catch-all family `tfds_catalog`.
 """
 
+import hashlib
 import os
 import time
 from typing import Any
@@ -26,14 +30,13 @@ import numpy as np
 from svp_jax import results
 from svp_jax.data import image_splits
 from svp_jax.data import registry
+from svp_jax.data import statistics
 from svp_jax.data import tfds_util
 from svp_jax.data.errors import DataError
 from svp_jax.data.info import DatasetInfo
 
 FAMILY = 'tfds_catalog'
 STATISTICS_FILE = 'svp_jax_statistics.json'
-# Images decoded per chunk while computing the statistics.
-_STATISTICS_CHUNK = tfds_util.READ_CHUNK
 
 
 def knows(name: str) -> bool:
@@ -145,30 +148,81 @@ def channel_statistics(builder: Any, split: str, x_key: str
                        ) -> tuple[list[float], list[float]]:
   """Per-channel mean and std of a split's images, on the [0, 1] scale.
 
-  Cached in the prepared folder: computed once, read after.
+  Computed once in bounded memory (`statistics.ChannelHistogram`) and
+  cached: beside the prepared data when its folder is writable, else (a
+  read-only data_dir) in the user's cache, keyed by the folder's path.
   """
-  path = os.path.join(builder.data_dir, STATISTICS_FILE)
-  if os.path.exists(path):
-    cached = results.read_json(path)
-    if cached.get('split') == split:
-      return cached['mean'], cached['std']
+  folder = builder.data_dir
+  beside, in_cache = _statistics_paths(folder)
+  # The cache file beside the data travels with it (a copied data_dir); the
+  # one in the user's cache is only for the folder it names.
+  cached = (_read_statistics(beside, split)
+            or _read_statistics(in_cache, split, os.path.abspath(folder)))
+  if cached:
+    return cached
   start = time.perf_counter()
-  total = squares = None
-  count = 0
+  histogram = None
   source = builder.as_data_source(split=split)
   for _, chunk in tfds_util.read_chunks(source):
-    pixels = np.concatenate([np.asarray(e[x_key], np.float64).reshape(
-        -1, np.shape(e[x_key])[-1]) for e in chunk]) / 255.0
-    total = pixels.sum(0) + (0 if total is None else total)
-    squares = (pixels ** 2).sum(0) + (0 if squares is None else squares)
-    count += len(pixels)
-  mean = total / count
-  std = np.maximum(np.sqrt(np.maximum(squares / count - mean ** 2, 0)), 1e-3)
-  results.write_json(path, {'split': split, 'mean': mean.tolist(),
-                            'std': std.tolist()})
-  logging.info('Computed %s[%s] channel statistics in %.1f s.',
-               builder.info.full_name, split, time.perf_counter() - start)
-  return mean.tolist(), std.tolist()
+    for example in chunk:
+      image = np.asarray(example[x_key])
+      if histogram is None:
+        histogram = statistics.ChannelHistogram(image.shape[-1])
+      histogram.add(image)
+  if histogram is None:
+    raise DataError(f'{builder.info.full_name}[{split}] has no images to '
+                    'compute the normalisation statistics from')
+  mean, std = histogram.mean_std()
+  path = _write_statistics(folder, {'folder': os.path.abspath(folder),
+                                    'split': split, 'mean': mean, 'std': std})
+  logging.info('Computed %s[%s] channel statistics in %.1f s (cached in %s).',
+               builder.info.full_name, split, time.perf_counter() - start,
+               path)
+  return mean, std
+
+
+def _statistics_paths(folder: str) -> tuple[str, str]:
+  """(beside the data, in the user's cache) for a prepared folder."""
+  key = hashlib.sha256(os.path.abspath(folder).encode(
+      'utf-8', 'surrogateescape')).hexdigest()[:16]
+  return (os.path.join(folder, STATISTICS_FILE),
+          os.path.join(statistics.user_cache_dir(), 'statistics',
+                       f'{key}-{STATISTICS_FILE}'))
+
+
+def _read_statistics(path: str, split: str, folder: str | None = None
+                     ) -> tuple[list[float], list[float]] | None:
+  """A cache file's (mean, std) for `split` (of `folder` if given) or None."""
+  try:
+    cached = results.read_json(path)
+  except (OSError, ValueError):  # Missing or unreadable: computed again.
+    return None
+  if (not isinstance(cached, dict) or cached.get('split') != split
+      or not {'mean', 'std'} <= set(cached)
+      or (folder is not None and cached.get('folder') != folder)):
+    return None
+  return cached['mean'], cached['std']
+
+
+def _write_statistics(folder: str, record: dict[str, Any]) -> str:
+  """Writes the cache beside the data if possible, else in the user cache.
+
+  Returns where it went. A cache that cannot be written anywhere is logged,
+  not fatal.
+  """
+  beside, in_cache = _statistics_paths(folder)
+  if statistics.writable(folder):
+    try:
+      results.write_json(beside, record)
+      return beside
+    except OSError as e:  # A read-only mount that os.access did not see.
+      logging.info('Cannot cache statistics beside the data (%s).', e)
+  try:
+    results.write_json(in_cache, record)
+  except OSError as e:  # Computed again next time; the run goes on.
+    logging.warning('Cannot cache the channel statistics (%s).', e)
+    return 'nowhere'
+  return in_cache
 
 
 def describe(name: str, options: registry.LoadOptions) -> DatasetInfo:
