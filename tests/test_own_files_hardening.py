@@ -11,6 +11,9 @@ Pure reads (`own_files.read`) where they suffice; tiny files throughout.
 import os
 import shutil
 import struct
+import subprocess
+import sys
+import time
 import tracemalloc
 import zlib
 
@@ -25,6 +28,7 @@ from svp_jax.data import own_files
 from svp_jax.data import statistics
 from svp_jax.data import tfds_catalog
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def save_image(path, pixels, mode=None, **save_options):
   os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -514,3 +518,37 @@ def test_own_files_with_a_read_only_data_dir(tmp_path, read_only,
   _, labels = data.load_split('files', 'train', path=root,
                               data_dir=str(empty), test_fraction=0.5)
   assert sorted(labels.tolist()) == [0, 1]  # 3 a class, half to test.
+
+
+PREPARE_WHEN_TOLD = '''
+import os, sys, time
+from svp_jax import data
+from svp_jax.data import files
+from svp_jax.data.builders import user_files  # TFDS imported before the race.
+root, data_dir, go = sys.argv[1:]
+while not os.path.exists(go):  # Both processes start preparing together.
+  time.sleep(0.01)
+print(files.prepared_folder(data.LoadOptions(path=root, data_dir=data_dir,
+                                             test_fraction=0.5)))
+'''
+
+
+@pytest.mark.slow  # Two Python processes importing TFDS: about 10 s.
+def test_two_processes_preparing_the_same_files_both_succeed(tmp_path):
+  root = image_folder(tmp_path / 'pets', per_class=300, size=(32, 32))
+  go = tmp_path / 'go'
+  runs = [subprocess.Popen(
+      [sys.executable, '-c', PREPARE_WHEN_TOLD, root, str(tmp_path / 'tfds'),
+       str(go)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True) for _ in range(2)]
+  time.sleep(0.5)
+  go.touch()
+  outputs = [run.communicate(timeout=300) for run in runs]
+  for run, (_, stderr) in zip(runs, outputs):
+    assert run.returncode == 0, stderr[-3000:]
+  folders = {stdout.strip().splitlines()[-1] for stdout, _ in outputs}
+  assert len(folders) == 1
+  folder, = folders
+  assert os.listdir(os.path.dirname(folder)) == [os.path.basename(folder)]
+  assert len(files.read_sources(load_options(root, tmp_path / 'tfds',
+                                             test_fraction=0.5), 'test')) == 300
