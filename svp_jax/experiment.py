@@ -46,6 +46,10 @@ from svp_jax import validation
 # subsets CORESET_RANDOM, fixed, so that a method's draws do not depend on
 # which other methods run with it.
 INITIAL, TRAIN, SELECT, SELECTOR_TRAIN = 0, 1, 2, 3
+# A labeling loop's test examples (config.labeling.test_examples): folded
+# once, far above any round index a schedule reaches, so the draw shares no
+# stream with the rounds' picks or the trainings.
+LABELING_TEST = 1 << 20
 CORESET_SEEDS, CORESET_RANDOM = 0, 1
 # Each role's training stream. The target keeps TRAIN, the stream every
 # training used before issue 21, so target-only runs (random selection) are
@@ -195,20 +199,39 @@ def fit(job: Job, learner: Learner, indices: np.ndarray, key: jax.Array,
   # a resumed training adds what it trained before.
   train_seconds = training.run_seconds + result.resumed_seconds - (
       checkpoints.save_seconds if checkpoints is not None else 0.0)
-  test, testing = timing.timed(
-      train.evaluate, result.state, learner.model, learner.cfg,
-      learner.test_inputs, job.test[1], learner.eval_batch_size, job.mesh)
+  accuracy, test_seconds = float('nan'), 0.0  # No test split: none.
+  if len(job.test[1]):
+    test, testing = timing.timed(
+        train.evaluate, result.state, learner.model, learner.cfg,
+        learner.test_inputs, job.test[1], learner.eval_batch_size, job.mesh)
+    accuracy, test_seconds = test['accuracy'], testing.seconds
   # The row's train_time is the training's arithmetic, its compile_time
   # the training's compiling; test_time is the test's wall time (testing is
   # not part of a selection's cost).
   row = run_files.model_row(len(indices), result.history[-1]['train_accuracy'],
-                            test['accuracy'], train_seconds,
-                            testing.seconds, training.compile_seconds)
+                            accuracy, train_seconds, test_seconds,
+                            training.compile_seconds)
   logging.info('%s %s trained on %d labels in %.1f s (%.1f s of it '
-               'compiling): test accuracy %.4f', role, learner.name,
-               len(indices), training.seconds, training.compile_seconds,
-               test['accuracy'])
+               'compiling): %s', role, learner.name, len(indices),
+               training.seconds, training.compile_seconds,
+               f'test accuracy {accuracy:.4f}' if len(job.test[1])
+               else 'no test split')
   return Fit(result.state, row, result.forgetting)
+
+
+def with_pool_test(job: Job, indices: np.ndarray) -> Job:
+  """`job` tested on its pool examples `indices`, with the pool's labels.
+
+  A labeling loop whose files bring no test split asks people for some pool
+  examples' labels and tests on them (config.labeling.test_examples); they
+  are never trained on nor selected.
+  """
+  indices = np.asarray(indices, np.int64)
+  learners = {role: dataclasses.replace(
+      learner, test_inputs=learner.pool_eval_inputs[indices])
+              for role, learner in job.learners.items()}
+  return dataclasses.replace(job, learners=learners,
+                             test=(job.pool[0][indices], job.pool[1][indices]))
 
 
 def method_scores(job: Job, learner: Learner, method: methods.SelectionMethod,
@@ -275,12 +298,14 @@ def train_key(key_data: np.ndarray, role: str, size: int) -> jax.Array:
 
 # Config keys (or whole sections) that say how a run operates, not what it
 # computes: a run may be resumed with other values, and a labeling loop's
-# commands differ in their labeling.action only.
-RUN_OPERATION_KEYS = ('preemption', 'labeling.action', 'data.download')
+# commands differ in their labeling.action and labeling.answers only.
+RUN_OPERATION_KEYS = ('preemption', 'labeling.action', 'labeling.answers',
+                      'data.download')
 # Keys added to the configs after runs were made: a recorded config without
 # one matches a config holding this value (what the run did without it).
 ADDED_KEY_DEFAULTS = {'data.train_split': '', 'data.test_split': '',
-                      'data.class_names': []}  # As JSON reads it.
+                      'data.class_names': [],  # As JSON reads it.
+                      'labeling.test_examples': 0}
 
 
 def is_run_operation_key(dotted: str) -> bool:

@@ -195,6 +195,11 @@ def validate_label_config(config):
   check_choice('labeling.action', config.labeling.action, LABELING_ACTIONS)
   check_choice('labeling.ignore_file_labels',
                config.labeling.ignore_file_labels, (True, False))
+  check_int('labeling.test_examples', config.labeling.get('test_examples', 0),
+            0)
+  if not isinstance(config.labeling.get('answers', ''), str):
+    _fail('labeling.answers', config.labeling.answers,
+          "expected a file's path, or '' for none")
 
 
 def check_methods(key: str, methods: Any, allowed: Sequence[str]):
