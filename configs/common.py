@@ -146,6 +146,7 @@ def base_config(dataset, model, lr_schedule, **recipe):
   config.data = data_config(dataset)
   config.model = ml_collections.ConfigDict(dict(name=model))
   config.train = train_recipe(lr_schedule, **recipe)
+  config.preemption = preemption_section()
   return config
 
 
@@ -163,18 +164,11 @@ def make_quick(config, epochs=2, train_examples=2000, test_examples=1000):
   return config
 
 
-def _job_config(mode, dataset, selector, target):
-  """The sections a selection job starts from: mode, seed, data, learners."""
-  config = ml_collections.ConfigDict()
-  config.mode = mode
-  config.seed = 0
-  config.data = data_config(dataset)
-  config.selector = selector
-  config.target = target
-  # Surviving preemption (svp_jax.preemption; BUILD.md, "Resuming and
-  # preemption"). Not part of the experiment: a run may be resumed with
-  # other values.
-  config.preemption = ml_collections.ConfigDict(dict(
+def preemption_section():
+  """Surviving preemption (svp_jax.preemption; BUILD.md, "Resuming and
+  preemption"). Not part of the experiment: a run may be resumed with other
+  values."""
+  return ml_collections.ConfigDict(dict(
       # Trainings save their progress every this many minutes of training
       # and every this many epochs (0: never by that measure), and also at a
       # stop request (SIGTERM, SIGINT) and when done.
@@ -184,6 +178,17 @@ def _job_config(mode, dataset, selector, target):
       # completes) aborts, to be resumed from its last checkpoint; 0: never.
       hang_minutes=30.0,
   ))
+
+
+def _job_config(mode, dataset, selector, target):
+  """The sections a selection job starts from: mode, seed, data, learners."""
+  config = ml_collections.ConfigDict()
+  config.mode = mode
+  config.seed = 0
+  config.data = data_config(dataset)
+  config.selector = selector
+  config.target = target
+  config.preemption = preemption_section()
   return config
 
 
@@ -282,6 +287,7 @@ def precomputed_config(dataset, target):
       # Labeled-set sizes to train at (empty: every stored selection).
       sizes=(),
   ))
+  config.preemption = preemption_section()
   return config
 
 

@@ -103,6 +103,7 @@ def validate_train_config(config):
   check_int('seed', config.seed, 0)
   check_data(config.data)
   check_model(config, '', data.configured_info(config.data, config.seed))
+  check_preemption(config)
 
 
 def check_sizes(key: str, values: Any):
@@ -122,6 +123,11 @@ def check_job(config, roles: Sequence[str]):
   check_data(config.data)
   for role in roles:
     check_learner(config, role)
+  check_preemption(config)
+
+
+def check_preemption(config):
+  """config.preemption, where a config has one (svp_jax.preemption)."""
   if 'preemption' in config:
     check_float('preemption.checkpoint_minutes',
                 config.preemption.checkpoint_minutes, 0.0)

@@ -412,3 +412,29 @@ def test_some_labels_of_one_class_read_when_the_names_are_given(tmp_path):
   own = read(path, class_names=('neg', 'pos'))
   assert own.class_names == ('neg', 'pos')
   assert every_label(own).tolist().count(1) == 5
+
+
+def test_npz_labels_index_into_the_given_class_names(tmp_path):
+  path = tmp_path / 'a.npz'
+  np.savez(path, x_train=np.zeros((4, 4, 6), np.uint8),
+           y_train=np.array([0, 1, -1, 1]))
+  own = read(path, class_names=('cat', 'dog'))
+  assert own.class_names == ('cat', 'dog')
+  assert sorted(every_label(own).tolist()) == [-1, 0, 1, 1]
+  with pytest.raises(data.DataError, match='has 1 names but the labels go up '
+                     'to 1'):
+    own_files._npz_class_names(str(path), None, 1, ('cat',))
+
+
+def test_test_images_of_a_class_without_training_labels_read_when_named(
+    tmp_path):
+  root = tmp_path / 'images'
+  for i in range(4):
+    save_image(os.path.join(root, 'train', 'unlabeled', f'{i}.png'), i)
+  save_image(os.path.join(root, 'test', 'cat', 'c.png'), 9)
+  save_image(os.path.join(root, 'test', 'dog', 'd.png'), 8)
+  with pytest.raises(data.DataError, match='have no training images'):
+    read(root)
+  own = read(root, class_names=('cat', 'dog'))
+  assert own.train.labels.tolist() == [-1] * 4
+  assert own.test.labels.tolist() == [0, 1]

@@ -607,7 +607,12 @@ def _read_image_folder(root: str, options: ReadOptions) -> OwnData:
   if test_files is not None:
     test_classes = folder_class_names(test_files, test_root)
     unknown = sorted(set(test_classes.values()) - set(class_names))
-    if unknown:
+    # Given class names may have test images before any training label
+    # (a pool that starts from zero labels).
+    given = class_names_for(root, options.class_names)
+    if unknown and set(unknown) <= set(given):
+      class_names = tuple(sorted(set(class_names) | set(unknown)))
+    elif unknown:
       raise DataError(f'{test_root}: classes {unknown} have no training '
                       f'images (classes in {train_root}: '
                       f'{list(class_names)})')
@@ -931,7 +936,8 @@ def _read_npz(path: str, options: ReadOptions) -> OwnData:
     raise DataError(f'{path}: x_train and x_test images differ in shape '
                     f'{sorted(shapes)}; set config.data.image_size')
   highest = max(int(y.max(initial=UNLABELED)) for _, y in splits.values())
-  class_names = _npz_class_names(path, loaded.get('class_names'), highest)
+  class_names = _npz_class_names(path, loaded.get('class_names'), highest,
+                                 class_names_for(path, options.class_names))
 
   def split_of(split: str) -> Split | None:
     if split not in splits:
@@ -1021,8 +1027,15 @@ def _resize_all(images: np.ndarray, size: int) -> np.ndarray:
   return out
 
 
-def _npz_class_names(path: str, names: np.ndarray | None, highest: int
-                     ) -> tuple[str, ...]:
+def _npz_class_names(path: str, names: np.ndarray | None, highest: int,
+                     configured: tuple[str, ...] = ()) -> tuple[str, ...]:
+  """The npz's class names: its own, else the configured ones (y indexes
+  into them), else "0", "1", ... up to the highest label."""
+  if names is None and configured:
+    if len(configured) <= highest:
+      raise DataError(f'{path}: {_CLASS_NAMES_KEY} has {len(configured)} '
+                      f'names but the labels go up to {highest}')
+    return configured
   if names is None:
     return tuple(str(c) for c in range(highest + 1))
   names = tuple(normalize_class_name(
