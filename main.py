@@ -25,6 +25,7 @@ from svp_jax import preemption
 from svp_jax import results
 from svp_jax import runtime
 from svp_jax import validation
+from svp_jax import workdir_lock
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file, optionally FILE:ARG.',
@@ -96,9 +97,10 @@ def main(argv):
                              timeout_seconds=_JOIN_TIMEOUT.value)
       distributed.check_same_config(_CONFIG.value)
     jobs.run(_CONFIG.value, workdir)
-  except (validation.ConfigError, data.DataError, results.WriteError) as e:
-    # A bad config, missing data or a full disk is the user's to fix: one
-    # clear message, no traceback.
+  except (validation.ConfigError, data.DataError, results.WriteError,
+          workdir_lock.WorkdirError) as e:
+    # A bad config, missing data, a full disk or a workdir in use is the
+    # user's to fix: one clear message, no traceback.
     sys.exit(f'error: {e}')
   except runtime.BuildError as e:  # --cpu_conv=onednn where it can't build.
     sys.exit(f'error: --cpu_conv=onednn: {str(e).splitlines()[0]}')

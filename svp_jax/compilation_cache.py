@@ -12,6 +12,10 @@ user's cache folder ($XDG_CACHE_HOME, else ~/.cache). 'off' turns it off.
 JAX keys entries by the computation, the compile options, the backend and
 the JAX version, so one folder serves every run and version safely.
 
+A run loads native code from that folder, so anyone who can write there
+could make it run theirs: a folder writable by group or others, or owned by
+another user, is refused (`check_private`); folders made here are 0700.
+
 One exception, handled here: the oneDNN CPU convolutions
 (svp_jax/cpu/conv.py) are `custom_partitioning` ops, whose lowering carries
 the address of a Python callback, different in every process, so JAX's key
@@ -25,6 +29,8 @@ convolution sources, so a changed partitioning never reads an old entry.
 import hashlib
 import os
 import pathlib
+import shlex
+import stat
 
 from absl import logging
 import jax
@@ -81,12 +87,7 @@ def configure(choice: str | None) -> str | None:
   if folder is None:
     logging.info('Persistent compilation cache: off')
     return None
-  try:
-    os.makedirs(folder, exist_ok=True)
-  except OSError as e:
-    raise CacheError(f'--compilation_cache={folder!r}: cannot create the '
-                     f'folder ({e.strerror}); give a writable folder or '
-                     f'{OFF!r}') from None
+  make_private_dir(folder)
   if not os.access(folder, os.W_OK | os.X_OK):
     raise CacheError(f'--compilation_cache={folder!r} is not writable; give '
                      f'a writable folder or {OFF!r}')
@@ -98,7 +99,7 @@ def configure(choice: str | None) -> str | None:
     logging.warning('This JAX (%s) has no %s: steps with oneDNN convolutions '
                     'compile again in every process', jax.__version__,
                     _DROP_CALLBACK_ADDRESS)
-  os.makedirs(folder, exist_ok=True)
+  make_private_dir(folder)
   jax.config.update('jax_compilation_cache_dir', folder)
   jax.config.update('jax_persistent_cache_min_compile_time_secs',
                     MIN_COMPILE_SECONDS)
@@ -106,3 +107,35 @@ def configure(choice: str | None) -> str | None:
   logging.info('Persistent compilation cache: %s (%d entries)', folder,
                entries)
   return folder
+
+
+def make_private_dir(folder: str):
+  """Creates `folder` (0700) if missing; CacheError unless it is private."""
+  try:
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+  except OSError as e:
+    raise CacheError(f'--compilation_cache={folder!r}: cannot create the '
+                     f'folder ({e.strerror}); give a writable folder or '
+                     f'{OFF!r}') from None
+  check_private(folder)
+
+
+def check_private(folder: str):
+  """CacheError if others could put code in `folder`: writable by group or
+  others, or owned by another user."""
+  info = os.stat(folder)
+  writers = [who for who, bit in (('group', stat.S_IWGRP),
+                                  ('others', stat.S_IWOTH))
+             if info.st_mode & bit]
+  if writers:
+    raise CacheError(
+        f'--compilation_cache={folder!r} is writable by '
+        f'{" and ".join(writers)} (mode {stat.S_IMODE(info.st_mode):04o}): '
+        'a run loads compiled code from it, so anyone who can write there '
+        f'could run theirs. Make it private (chmod go-w '
+        f'{shlex.quote(folder)}), or give another folder or {OFF!r}')
+  if info.st_uid != os.getuid():
+    raise CacheError(
+        f'--compilation_cache={folder!r} belongs to another user (uid '
+        f'{info.st_uid}): a run loads compiled code from it, so its owner '
+        f'could run theirs. Give a folder of your own, or {OFF!r}')

@@ -27,7 +27,12 @@ without selecting anything.
 
 Both resume: finished phases are recorded in files (a method's index file and
 selection.json, target.csv) and skipped when the same command runs again; the
-proxy is trained only if some method still needs it.
+proxy is trained only if some method still needs it. A training in progress
+saves its progress (svp_jax.preemption, config.preemption) in
+training_checkpoints/proxy_<n>/ of the workdir, or
+training_checkpoints/target_<n>/ of the folder whose target.csv it goes to,
+removed once its result is recorded: a run stopped by SIGTERM, killed or
+hung resumes inside the training, and ends as an uninterrupted one would.
 """
 
 import glob
@@ -43,6 +48,7 @@ import numpy as np
 
 from svp_jax import experiment
 from svp_jax import methods
+from svp_jax import preemption
 from svp_jax import results
 from svp_jax import run_files
 from svp_jax import timing
@@ -50,20 +56,45 @@ from svp_jax import validation
 
 
 def train_proxy(job: experiment.Job, key_data: np.ndarray,
-                track_forgetting: bool) -> experiment.Fit:
-  """Trains and tests the selector on the whole pool."""
-  return experiment.fit(
-      job, job.selector, np.arange(job.pool_size),
-      experiment.train_key(key_data, 'selector', job.pool_size), 'proxy',
-      track_forgetting=track_forgetting)
+                track_forgetting: bool,
+                policy: preemption.Policy = preemption.Policy()
+                ) -> experiment.Fit:
+  """Trains and tests the selector on the whole pool, saving its progress
+  under the workdir's training_checkpoints (svp_jax.preemption)."""
+  return _fit(job, job.selector, np.arange(job.pool_size),
+              experiment.train_key(key_data, 'selector', job.pool_size),
+              'proxy', job.workdir, policy, track_forgetting=track_forgetting)
 
 
 def train_target(job: experiment.Job, indices: np.ndarray,
-                 key_data: np.ndarray) -> experiment.Fit:
-  """Trains and tests the target on `indices`, keyed by their number."""
-  return experiment.fit(job, job.target, indices,
-                        experiment.train_key(key_data, 'target', len(indices)),
-                        'target')
+                 key_data: np.ndarray, folder: str,
+                 policy: preemption.Policy = preemption.Policy()
+                 ) -> experiment.Fit:
+  """Trains and tests the target on `indices`, keyed by their number; its
+  progress is saved under `folder`'s training_checkpoints."""
+  return _fit(job, job.target, indices,
+              experiment.train_key(key_data, 'target', len(indices)),
+              'target', folder, policy)
+
+
+def _fit(job: experiment.Job, learner: experiment.Learner,
+         indices: np.ndarray, key: jax.Array, role: str, folder: str,
+         policy: preemption.Policy, **kwargs) -> experiment.Fit:
+  """experiment.fit, resuming from and saving to the training's checkpoints
+  (training_checkpoints/<role>_<n> in `folder`)."""
+  preemption.raise_if_stop_requested(
+      f'before training the {role} on {len(indices)} examples')
+  with preemption.training_checkpoints(
+      os.path.join(trainings_dir(folder), f'{role}_{len(indices)}'), policy,
+      f'{role} {learner.name} n={len(indices)}') as checkpoints:
+    return experiment.fit(job, learner, indices, key, role,
+                          checkpoints=checkpoints, **kwargs)
+
+
+def trainings_dir(folder: str) -> str:
+  """The checkpoints of `folder`'s trainings in progress (removed once their
+  results are recorded)."""
+  return os.path.join(folder, run_files.TRAINING_CHECKPOINTS)
 
 
 def rank(job: experiment.Job, method: methods.SelectionMethod,
@@ -78,10 +109,13 @@ def rank(job: experiment.Job, method: methods.SelectionMethod,
   """
   scores, scoring = None, timing.Timed(0.0, 0.0)
   if method.trains_selector:
+    preemption.raise_if_stop_requested(f'before scoring for {method.name}')
     scores, scoring = timing.timed(experiment.method_scores, job,
                                    job.selector, method, proxy)
-  keep, ranking = timing.timed(_pick_subset, job, method, scores,
-                               subset_size, num_seeds, key)
+  # One device computation that may take long (k-centers): not a hang.
+  with preemption.unwatched(f'ranking by {method.name}'):
+    keep, ranking = timing.timed(_pick_subset, job, method, scores,
+                                 subset_size, num_seeds, key)
   return keep, {'proxy': proxy.row if method.trains_selector else None,
                 # The proxy's pool encoding (text), part of every selection
                 # that reads the proxy, as its training is.
@@ -133,14 +167,17 @@ def write_selection(folder: str, keep: np.ndarray, record: dict[str, Any]):
 
 
 def select_all(job: experiment.Job, names: tuple[str, ...],
-               subset_size: int, num_seeds: int, key: jax.Array
+               subset_size: int, num_seeds: int, key: jax.Array,
+               policy: preemption.Policy = preemption.Policy()
                ) -> dict[str, tuple[np.ndarray, dict[str, Any]]]:
   """Every method's subset and record: stored ones read back, others ranked.
 
   The proxy is trained (once) only if a method still to rank needs it. It
   counts forgetting events iff a method among `names` needs them, also
   when that one is already stored, so that a resumed run ranks from the
-  same computation as an uninterrupted one.
+  same computation as an uninterrupted one. Its checkpoint stays until
+  every method's subset is stored: a run stopped while ranking does not
+  train it again.
   """
   selections = {m: read_selection(method_dir(job.workdir, m), subset_size)
                 for m in names}
@@ -151,7 +188,7 @@ def select_all(job: experiment.Job, names: tuple[str, ...],
   proxy = None
   if any(m.trains_selector for m in pending):
     proxy = train_proxy(job, np.asarray(jax.random.key_data(key)), any(
-        methods.get(m).needs == methods.FORGETTING for m in names))
+        methods.get(m).needs == methods.FORGETTING for m in names), policy)
   for method in pending:
     keep, record = rank(job, method, proxy, subset_size, num_seeds, key)
     if len(np.unique(keep)) != subset_size:
@@ -166,6 +203,7 @@ def select_all(job: experiment.Job, names: tuple[str, ...],
                  record['ranking_time'], record['compile_time'])
     write_selection(method_dir(job.workdir, method.name), keep, record)
     selections[method.name] = (keep, record)
+  preemption.remove(trainings_dir(job.workdir))
   return selections
 
 
@@ -261,17 +299,32 @@ def resolve_sizes(config: ml_collections.ConfigDict,
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs (or resumes) a core-set experiment; returns the summary."""
   validation.validate_coreset_config(config)
-  job = experiment.load_job(config, workdir, {'selector': config.selector,
-                                              'target': config.target})
-  subset_size, num_seeds = resolve_sizes(config, job.pool_size)
-  names = tuple(config.coreset.methods)
-  experiment.claim_workdir(workdir, config)
-  logging.info('Core-set: keeping %d of %d examples by %s', subset_size,
-               job.pool_size, ', '.join(names))
+  policy = preemption.Policy.from_config(config)
+  # From here on SIGTERM and SIGINT only request a stop (svp_jax.preemption).
+  with preemption.guard(policy):
+    # Loading may wait on a download at little CPU: not a hang.
+    with preemption.unwatched('loading the data'):
+      job = experiment.load_job(config, workdir,
+                                {'selector': config.selector,
+                                 'target': config.target})
+    subset_size, num_seeds = resolve_sizes(config, job.pool_size)
+    names = tuple(config.coreset.methods)
+    experiment.claim_workdir(workdir, config)
+    logging.info('Core-set: keeping %d of %d examples by %s', subset_size,
+                 job.pool_size, ', '.join(names))
+    summary = _select_and_train(job, names, subset_size, num_seeds,
+                                jax.random.key(config.seed), policy)
+  logging.info('Core-set done:\n%s', summary_table(summary['methods']))
+  return summary
 
-  key = jax.random.key(config.seed)
+
+def _select_and_train(job: experiment.Job, names: tuple[str, ...],
+                      subset_size: int, num_seeds: int, key: jax.Array,
+                      policy: preemption.Policy) -> dict[str, Any]:
+  """Every method's subset, then its target; returns the summary."""
+  workdir = job.workdir
   # All selections first: the proxy's memory is free before any target.
-  selections = select_all(job, names, subset_size, num_seeds, key)
+  selections = select_all(job, names, subset_size, num_seeds, key, policy)
   write_selection_tables(workdir, selections)
 
   learners = (job.selector.name, job.target.name)
@@ -286,19 +339,20 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     # Keyed by subset size only (as before): the same subset trains the
     # same target in any run.
     target_rows = train_targets(job, method_dir(workdir, method),
-                                [np.sort(keep)], key_data)
+                                [np.sort(keep)], key_data, policy)
     target = next(r for r in target_rows if int(r['nexamples']) == len(keep))
     rows[method] = summary_row(method, learners, job.pool_size, subset_size,
                                record, target)
     summary = write_summary(workdir, list(rows.values()))
-  logging.info('Core-set done:\n%s', summary_table(summary['methods']))
   return summary
 
 
 def train_targets(job: experiment.Job, folder: str,
-                  labeled_sets: list[np.ndarray],
-                  key_data: np.ndarray) -> list[dict[str, Any]]:
-  """Trains and tests the target on each set; resumes from target.csv."""
+                  labeled_sets: list[np.ndarray], key_data: np.ndarray,
+                  policy: preemption.Policy = preemption.Policy()
+                  ) -> list[dict[str, Any]]:
+  """Trains and tests the target on each set; resumes from target.csv, and
+  a training in progress from its checkpoint in `folder`."""
   csv_path = os.path.join(folder, run_files.TARGET_CSV)
   rows = []
   if os.path.exists(csv_path):
@@ -314,8 +368,10 @@ def train_targets(job: experiment.Job, folder: str,
           f'a labeled set of {len(indices)} examples has index '
           f'{indices.max()}, outside the pool of {job.pool_size}: was it '
           'selected from another dataset or max_train_examples?')
-    rows.append(train_target(job, indices, key_data).row)
+    rows.append(train_target(job, indices, key_data, folder, policy).row)
     results.write_csv(csv_path, rows, run_files.MODEL_COLUMNS)
+    # Recorded: its training needs no resuming.
+    preemption.remove(trainings_dir(folder))
   return rows
 
 
@@ -359,19 +415,22 @@ def run_precomputed(config: ml_collections.ConfigDict,
     raise validation.ConfigError(
         f'config.precomputed.sizes={tuple(config.precomputed.sizes)}: no '
         f'index file for sizes {missing} in {run_dir}; it has {list(found)}')
-  job = experiment.load_job(config, workdir, {'target': config.target})
-  experiment.claim_workdir(workdir, config)
-  sets = []
-  for size in wanted:
-    indices = experiment.read_index(found[size])
-    if len(indices) != size or len(np.unique(indices)) != size:
-      raise validation.ConfigError(
-          f'{found[size]} should hold {size} distinct indices, holds '
-          f'{len(np.unique(indices))} distinct of {len(indices)}')
-    logging.info('Precomputed selection: %s', found[size])
-    sets.append(indices)
-  rows = train_targets(job, workdir, sets,
-                       experiment.root_key_data(config.seed))
+  policy = preemption.Policy.from_config(config)
+  with preemption.guard(policy):
+    with preemption.unwatched('loading the data'):
+      job = experiment.load_job(config, workdir, {'target': config.target})
+    experiment.claim_workdir(workdir, config)
+    sets = []
+    for size in wanted:
+      indices = experiment.read_index(found[size])
+      if len(indices) != size or len(np.unique(indices)) != size:
+        raise validation.ConfigError(
+            f'{found[size]} should hold {size} distinct indices, holds '
+            f'{len(np.unique(indices))} distinct of {len(indices)}')
+      logging.info('Precomputed selection: %s', found[size])
+      sets.append(indices)
+    rows = train_targets(job, workdir, sets,
+                         experiment.root_key_data(config.seed), policy)
   summary = {'run_dir': run_dir, 'target': job.target.name,
              'targets': [r for r in rows if int(r['nexamples']) in wanted]}
   results.write_json(os.path.join(workdir, run_files.SUMMARY_JSON), summary)

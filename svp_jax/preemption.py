@@ -30,6 +30,7 @@ this module adds the pieces that let it resume *inside* a round:
   k-centers over a large pool may take long) are not watched.
 """
 
+from collections.abc import Iterator
 import contextlib
 import dataclasses
 import os
@@ -328,6 +329,17 @@ class TrainingCheckpoints:
     if self._manager is not None:
       self._manager.close()
       self._manager = None
+
+
+@contextlib.contextmanager
+def training_checkpoints(directory: str, policy: Policy, what: str
+                         ) -> Iterator[TrainingCheckpoints]:
+  """One training's TrainingCheckpoints, closed when the block ends."""
+  checkpoints = TrainingCheckpoints(directory, policy, what)
+  try:
+    yield checkpoints
+  finally:
+    checkpoints.close()
 
 
 def _totals_to_json(totals: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ starts it.
 from collections.abc import Iterator, Mapping, Sequence
 import contextlib
 import csv
+import errno
 import json
 import os
 import sys
@@ -23,14 +24,18 @@ class WriteError(OSError):
 def atomic_open(path: str, mode: str = 'w', **kwargs) -> Iterator[IO[Any]]:
   """A file object whose content replaces `path` only once fully written.
 
-  Written to a temporary file beside `path`, flushed to disk, then renamed
-  over it: a kill or a full disk at any moment leaves either the old file
-  or the new one, never part of one. A failed write removes the temporary
-  file and raises WriteError naming `path`.
+  Written to a temporary file beside `path`, flushed to disk, renamed over
+  it, then the folder flushed too: a kill or a full disk at any moment
+  leaves either the old file or the new one, never part of one, and once
+  this returns the new one survives a power loss, in the order files were
+  written (a round's index never without the label store it follows). A
+  failed write removes the temporary file and raises WriteError naming
+  `path`.
   """
-  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  folder = os.path.dirname(path) or '.'
   tmp = f'{path}.{os.getpid()}.tmp'
   try:
+    os.makedirs(folder, exist_ok=True)
     with open(tmp, mode, **kwargs) as f:
       yield f
       f.flush()
@@ -41,6 +46,28 @@ def atomic_open(path: str, mode: str = 'w', **kwargs) -> Iterator[IO[Any]]:
       os.remove(tmp)
     raise WriteError(e.errno, f'cannot write {path}: {e.strerror or e}; its '
                      'previous version is intact') from e
+  try:
+    fsync_dir(folder)
+  except OSError as e:
+    raise WriteError(e.errno, f'{path} was written but its folder could not '
+                     f'be flushed to disk ({e.strerror or e}): a power loss '
+                     'may undo it') from e
+
+
+def fsync_dir(folder: str):
+  """Flushes `folder`'s entries (a rename into it) to disk.
+
+  A file system that cannot flush a folder (EINVAL: some network and FUSE
+  mounts) is left as it is: it offers nothing better.
+  """
+  fd = os.open(folder, os.O_RDONLY)
+  try:
+    os.fsync(fd)
+  except OSError as e:
+    if e.errno not in (errno.EINVAL, errno.ENOTSUP):
+      raise
+  finally:
+    os.close(fd)
 
 
 def is_writer() -> bool:
@@ -64,6 +91,19 @@ def append_jsonl(path: str, record: Mapping[str, Any]):
   if is_writer():
     with open(path, 'a') as f:
       f.write(json.dumps(record, sort_keys=True) + '\n')
+
+
+def write_jsonl(path: str, records: Sequence[Mapping[str, Any]]):
+  """Rewrites `path` with one JSON line per record (atomically)."""
+  if is_writer():
+    with atomic_open(path) as f:
+      for record in records:
+        f.write(json.dumps(record, sort_keys=True) + '\n')
+
+
+def read_jsonl(path: str) -> list[dict[str, Any]]:
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]],

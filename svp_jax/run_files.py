@@ -22,6 +22,11 @@ A workdir holds:
   round_checkpoints/<role>_<n>/
                           a training of the round in progress (orbax;
                           svp_jax.preemption), removed when the round is done
+  training_checkpoints/<what>/, <method>/training_checkpoints/target_<n>/
+                          a train job's or core-set run's training in
+                          progress (orbax), removed once its result is written
+  .lock                   held by the process using the workdir
+                          (svp_jax.workdir_lock)
 """
 
 from collections.abc import Mapping
@@ -41,6 +46,8 @@ SELECTION_JSON = 'selection.json'
 CHECKPOINTS = 'checkpoints'
 # The trainings of the round in progress, saved inside it (svp_jax.preemption).
 ROUND_CHECKPOINTS = 'round_checkpoints'
+# A train job's or core-set run's training in progress (svp_jax.preemption).
+TRAINING_CHECKPOINTS = 'training_checkpoints'
 AGREEMENT_DIR = 'agreement'
 # The arrays of an agreement file.
 AGREEMENT_ARRAYS = ('proxy', 'target', 'labeled', 'k')

@@ -1,7 +1,12 @@
 """The train job (`mode='train'`): one model trained and tested on its dataset.
 
-Writes into the workdir: config.json (resolved config), metrics.jsonl (one
-line per epoch), summary.json and summary.md.
+Writes into the workdir: config.json (resolved config; claims the workdir,
+experiment.claim_workdir), metrics.jsonl (one line per epoch), summary.json
+and summary.md. The training saves its progress in
+training_checkpoints/model/ (svp_jax.preemption, config.preemption), so a
+run stopped by SIGTERM, killed or hung resumes where it saved, with the
+same command, and ends as an uninterrupted run would; the checkpoint is
+removed once the summary is written.
 """
 
 import os
@@ -15,6 +20,7 @@ import numpy as np
 
 from svp_jax import experiment
 from svp_jax import models
+from svp_jax import preemption
 from svp_jax import results
 from svp_jax import run_files
 from svp_jax import train
@@ -22,40 +28,77 @@ from svp_jax import validation
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Trains one model on the training split; reports test accuracy."""
+  """Trains one model on the training split (or resumes it); reports test
+  accuracy."""
   validation.validate_train_config(config)
   start = time.perf_counter()
-  job = experiment.load_job(config, workdir, {'model': config})
-  learner = job.learners['model']
-  logging.info('Training %s on %d %s examples (%d test) over %d device(s).',
-               learner.name, job.pool_size, config.data.name,
-               len(job.test[1]), job.mesh.size)
-
-  results.write_json(os.path.join(workdir, run_files.CONFIG_JSON),
-                     config.to_dict())
-  metrics_path = os.path.join(workdir, run_files.METRICS_JSONL)
-  if results.is_writer() and os.path.exists(metrics_path):
-    os.remove(metrics_path)  # This run's epochs only.
-  tc = config.train
-  result = train.train_model(
-      jax.random.key(config.seed), learner.model, learner.cfg,
-      learner.pool_inputs, job.pool[1], np.arange(job.pool_size),
-      batch_size=tc.batch_size, lr_schedule=tc.lr_schedule, mesh=job.mesh,
-      eval_data=(learner.test_inputs, job.test[1]), eval_every=tc.eval_every,
-      eval_batch_size=tc.eval_batch_size,
-      on_epoch=lambda r: results.append_jsonl(metrics_path, r))
-  summary = make_summary(config, job, result,
-                         time.perf_counter() - start)
+  policy = preemption.Policy.from_config(config)
+  # From here on SIGTERM and SIGINT only request a stop (svp_jax.preemption).
+  with preemption.guard(policy):
+    # Loading may wait on a download at little CPU: not a hang.
+    with preemption.unwatched('loading the data'):
+      job = experiment.load_job(config, workdir, {'model': config})
+    experiment.claim_workdir(workdir, config)
+    learner = job.learners['model']
+    logging.info('Training %s on %d %s examples (%d test) over %d device(s).',
+                 learner.name, job.pool_size, config.data.name,
+                 len(job.test[1]), job.mesh.size)
+    metrics = EpochLog(os.path.join(workdir, run_files.METRICS_JSONL))
+    folder = os.path.join(workdir, run_files.TRAINING_CHECKPOINTS)
+    tc = config.train
+    with preemption.training_checkpoints(
+        os.path.join(folder, 'model'), policy,
+        f'model {learner.name} n={job.pool_size}') as checkpoints:
+      result = train.train_model(
+          jax.random.key(config.seed), learner.model, learner.cfg,
+          learner.pool_inputs, job.pool[1], np.arange(job.pool_size),
+          batch_size=tc.batch_size, lr_schedule=tc.lr_schedule, mesh=job.mesh,
+          eval_data=(learner.test_inputs, job.test[1]),
+          eval_every=tc.eval_every, eval_batch_size=tc.eval_batch_size,
+          on_epoch=metrics.add, checkpoints=checkpoints)
+  # The whole training's epochs, those before a resume included.
+  results.write_jsonl(metrics.path, result.history)
+  summary = make_summary(config, job, result, time.perf_counter() - start
+                         + result.resumed_seconds)
   write_summary(workdir, config, result.history, summary)
+  # Recorded: nothing left to resume.
+  preemption.remove(folder)
   logging.info('Final test accuracy %.4f (best over evaluated epochs %.4f), '
                '%.0f s in all; results in %s', summary['final_test_accuracy'],
                summary['best_test_accuracy'], summary['wall_seconds'], workdir)
   return summary
 
 
+class EpochLog:
+  """metrics.jsonl as the training goes: each epoch's record replaces those
+  from it on (a resumed training repeats the epochs after its checkpoint),
+  the file rewritten atomically."""
+
+  def __init__(self, path: str):
+    self.path = path
+    self.records = None
+
+  def add(self, record: dict[str, Any]):
+    if self.records is None:
+      self.records = self._earlier(record['epoch'])
+    self.records.append(record)
+    results.write_jsonl(self.path, self.records)
+
+  def _earlier(self, epoch: int) -> list[dict[str, Any]]:
+    """The file's records of epochs before `epoch` (none of a fresh run)."""
+    try:
+      records = results.read_jsonl(self.path)
+    except (OSError, ValueError):  # None yet, or torn by an older version.
+      return []
+    return [r for r in records
+            if isinstance(r, dict) and r.get('epoch', epoch) < epoch]
+
+
 def make_summary(config: ml_collections.ConfigDict, job: experiment.Job,
                  result: train.TrainResult,
                  wall_seconds: float) -> dict[str, Any]:
+  """summary.json's fields; `wall_seconds` counts this process's seconds
+  and the training's seconds before it resumed."""
   history = result.history
   evaluated = [r['test_accuracy'] for r in history if 'test_accuracy' in r]
   return {

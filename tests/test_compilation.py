@@ -75,6 +75,42 @@ def test_an_unusable_cache_folder_is_one_clear_error(tmp_path):
     compilation_cache.configure(str(blocker / 'jax'))
 
 
+@pytest.mark.parametrize('mode,who', [(0o777, 'group and others'),
+                                      (0o775, 'group'), (0o1757, 'others')])
+def test_a_cache_folder_others_can_write_is_refused(tmp_path, mode, who):
+  folder = tmp_path / 'shared'
+  folder.mkdir()
+  folder.chmod(mode)
+  with pytest.raises(compilation_cache.CacheError) as error:
+    compilation_cache.configure(str(folder))
+  message = str(error.value)
+  assert message.startswith(f"--compilation_cache='{folder}' is writable by "
+                            f'{who} (mode {mode & 0o7777:04o})')
+  assert f'chmod go-w {folder}' in message
+  assert os.listdir(folder) == []  # Nothing written, nothing read.
+
+
+def test_a_loose_subfolder_of_a_private_cache_is_refused(tmp_path):
+  folder = tmp_path / 'cache'
+  sub = folder / f'partitioning-{compilation_cache.partitioning_fingerprint()}'
+  sub.mkdir(parents=True)
+  folder.chmod(0o700)
+  sub.chmod(0o777)
+  with pytest.raises(compilation_cache.CacheError,
+                     match=r'partitioning-.* is writable by group and others'):
+    compilation_cache.configure(str(folder))
+
+
+def test_cache_folders_made_here_are_private(tmp_path):
+  folder = tmp_path / 'new' / 'jax'
+  compilation_cache.make_private_dir(str(folder))
+  assert folder.stat().st_mode & 0o777 == 0o700
+  readable = tmp_path / 'readable'
+  readable.mkdir()
+  readable.chmod(0o755)  # Others may read, not write: accepted.
+  compilation_cache.make_private_dir(str(readable))
+
+
 _COMPILE_ONCE = r'''
 import os, sys
 import jax, jax.numpy as jnp, numpy as np

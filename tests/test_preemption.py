@@ -9,10 +9,16 @@ import jax
 import numpy as np
 import pytest
 
+from configs import fashion_mnist_coreset
+from configs import fashion_mnist_resnet20
+from svp_jax import coreset
 from svp_jax import models
 from svp_jax import preemption
+from svp_jax import results
+from svp_jax import run_files
 from svp_jax import sharding
 from svp_jax import train
+from svp_jax import train_job
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CFG = train.StepConfig(num_classes=10, mean=(0.5,), std=(0.25,),
@@ -169,3 +175,119 @@ def test_a_short_soak_of_kills_and_resumes_diverges_nowhere(
                       data_dir=fashion_mnist_dir, max_kills_per_trial=2)
   assert summary['kills'] == 4 and summary['divergent_trials'] == 0
   assert (tmp_path / 'out' / 'soak.md').read_text().count('SIG') >= 1
+
+
+# ----------------------------------------------------------------------------
+# The train and core-set jobs stop, save and resume like active runs.
+
+
+class _Stops:
+  """Stop requests after given numbers of training steps, one per attempt
+  (counted afresh in each), and the final states of the trainings."""
+
+  def __init__(self, monkeypatch, steps):
+    self.steps, self.states = list(steps), []
+    self.count = 0
+    real_save, real_train = train._save_if_due, train.train_model  # pylint: disable=protected-access
+
+    def counting(*args):
+      self.count += 1
+      if self.steps and self.count == self.steps[0]:
+        preemption.request_stop()
+      return real_save(*args)
+
+    def recording(*args, **kwargs):
+      result = real_train(*args, **kwargs)
+      self.states.append(jax.device_get(result.state))
+      return result
+
+    monkeypatch.setattr(train, '_save_if_due', counting)
+    monkeypatch.setattr(train, 'train_model', recording)
+
+  def stop_after(self, *steps):
+    self.steps, self.count = list(steps), 0
+
+  def next_attempt(self):
+    self.stop_after(*self.steps[1:])
+    preemption.clear_stop_request()
+
+
+def _stripped(records):
+  return [{k: v for k, v in r.items()
+           if k not in ('seconds', 'images_per_second')} for r in records]
+
+
+def _tiny_train_config(data_dir):
+  config = fashion_mnist_resnet20.get_config('quick')
+  config.data.data_dir = data_dir
+  config.data.max_train_examples = 48
+  config.data.max_test_examples = 16
+  config.train.batch_size = 16  # 3 steps an epoch, 2 epochs.
+  config.preemption.checkpoint_minutes = 0.0  # Saves only when stopped.
+  return config
+
+
+@pytest.mark.slow
+def test_a_stopped_train_job_resumes_to_the_same_model(
+    fashion_mnist_dir, tmp_path, monkeypatch):
+  # Three tiny trainings (48 images, 2 epochs): about 10 s.
+  config = _tiny_train_config(fashion_mnist_dir)
+  stops = _Stops(monkeypatch, [])
+  straight = train_job.run(config, str(tmp_path / 'straight'))
+  workdir = tmp_path / 'resumed'
+  stops.stop_after(4)  # In the second epoch.
+  with pytest.raises(preemption.Preempted, match='epoch 2, step 1 of 3'):
+    train_job.run(config, str(workdir))
+  assert (workdir / run_files.TRAINING_CHECKPOINTS / 'model').is_dir()
+  assert len(results.read_jsonl(str(workdir / run_files.METRICS_JSONL))) == 1
+  stops.next_attempt()
+  resumed = train_job.run(config, str(workdir))
+  _same(stops.states[0].params, stops.states[1].params)
+  _same(stops.states[0].batch_stats, stops.states[1].batch_stats)
+  for key in ('final_test_accuracy', 'best_test_accuracy', 'epochs'):
+    assert resumed[key] == straight[key], key
+  assert _stripped(results.read_jsonl(str(
+      workdir / run_files.METRICS_JSONL))) == _stripped(results.read_jsonl(
+          str(tmp_path / 'straight' / run_files.METRICS_JSONL)))
+  assert not (workdir / run_files.TRAINING_CHECKPOINTS).exists()
+
+
+@pytest.mark.slow
+def test_a_stopped_coreset_run_resumes_inside_its_trainings(
+    fashion_mnist_dir, tmp_path, monkeypatch):
+  # A 400-image pool: the proxy (4 steps) and one target (4 steps), run
+  # straight, then stopped in the proxy, then in the target: about 20 s.
+  config = fashion_mnist_coreset.get_config('least_confidence,quick')
+  config.data.data_dir = fashion_mnist_dir
+  config.data.max_train_examples = 400
+  config.data.max_test_examples = 100
+  config.coreset.subset_size = 120.0
+  config.target.train.batch_size = 32
+  config.preemption.checkpoint_minutes = 0.0
+  stops = _Stops(monkeypatch, [])
+  straight = coreset.run(config, str(tmp_path / 'straight'))
+  workdir = tmp_path / 'resumed'
+  # Step 2 of the proxy; then, resumed, its last 2 and the target's first 2.
+  stops.stop_after(2, 4)
+  with pytest.raises(preemption.Preempted, match='in proxy .* step 2 of 4'):
+    coreset.run(config, str(workdir))
+  stops.next_attempt()
+  with pytest.raises(preemption.Preempted, match='in target .* step 2 of 4'):
+    coreset.run(config, str(workdir))
+  assert (workdir / 'least_confidence' / run_files.TRAINING_CHECKPOINTS
+          / 'target_120').is_dir()
+  stops.next_attempt()
+  resumed = coreset.run(config, str(workdir))
+  # Trainings: straight proxy and target, then the resumed proxy and target.
+  assert len(stops.states) == 4
+  for a, b in ((0, 2), (1, 3)):
+    _same(stops.states[a].params, stops.states[b].params)
+  np.testing.assert_array_equal(
+      np.loadtxt(workdir / 'least_confidence' / 'coreset_120.index'),
+      np.loadtxt(tmp_path / 'straight' / 'least_confidence' /
+                 'coreset_120.index'))
+  for key in ('proxy_test_accuracy', 'target_test_accuracy'):
+    assert resumed['methods'][0][key] == straight['methods'][0][key], key
+  assert not (workdir / run_files.TRAINING_CHECKPOINTS).exists()
+  assert not (workdir / 'least_confidence'
+              / run_files.TRAINING_CHECKPOINTS).exists()
