@@ -10,7 +10,8 @@ is built from.
 * key derivation: every random draw of a run comes from its root key
   (`config.seed`) folded with a purpose, so a resumed run draws again what an
   uninterrupted one drew;
-* `claim_workdir`: one workdir, one config;
+* `claim_workdir`: one workdir, one config, one process at a time
+  (svp_jax.workdir_lock);
 * `resolve_size`: sizes given as pool fractions or counts.
 
 The files a run writes, and their columns, are svp_jax.run_files (kept apart
@@ -38,6 +39,7 @@ from svp_jax import sharding
 from svp_jax import timing
 from svp_jax import train
 from svp_jax import validation
+from svp_jax import workdir_lock
 
 # Purposes folded into a run's root key. Active learning: the initial draw
 # and each round's random picks fold the round, then SELECT; a target's
@@ -133,6 +135,7 @@ def load_job(config: ml_collections.ConfigDict, workdir: str,
   test = data.load_configured_split(config.data, info.test_split,
                                     config.data.max_test_examples,
                                     config.seed)
+  check_test_labeled(config.data, info.test_split, test[1])
   if require_labels:
     check_all_labeled(pool[1], f'{config.data.name} {info.train_split} split')
   roles = tuple(sections)
@@ -158,6 +161,24 @@ def check_all_labeled(labels: np.ndarray, what: str):
         f'(label {data.UNLABELED}); a simulated run (mode active, coreset, '
         'train) needs every label. Label them (mode label: README, "On your '
         'own data"), or move them out of the data.')
+
+
+def check_test_labeled(section, split: str, labels: np.ndarray):
+  """DataError if a TFDS test split has unlabeled examples (label -1: STL10's
+  `unlabelled`, a `unsupervised` split): no accuracy can be measured on it.
+
+  A user's own files are the labeling loop's to judge (svp_jax.data.files).
+  """
+  if section.name == data.files.NAME:
+    return
+  unlabeled = int((labels == data.UNLABELED).sum())
+  if unlabeled:
+    raise data.DataError(
+        f'config.data.test_split={split!r} of {section.name}: {unlabeled} of '
+        f'its {len(labels)} examples have no label (TFDS gives them '
+        f'{data.UNLABELED}), so no test accuracy can be measured on it. Set '
+        'config.data.test_split to a labeled split of the dataset (its '
+        "'test' split, say).")
 
 
 def make_learner(section, info: data.DatasetInfo, pool_inputs: Any,
@@ -314,25 +335,73 @@ def is_run_operation_key(dotted: str) -> bool:
              for k in RUN_OPERATION_KEYS)
 
 
+# Modes whose runs go on after their schedule when it is extended.
+EXTENDABLE_MODES = ('active', 'label')
+SCHEDULE_KEY = 'selection.rounds'
+
+
 def claim_workdir(workdir: str, config: ml_collections.ConfigDict):
-  """Records the config; refuses a workdir that holds a different run."""
+  """Records the config; refuses a workdir that holds a different run.
+
+  Locks the workdir first (svp_jax.workdir_lock; a no-op where the job
+  holds it already). An active or labeling run whose recorded rounds are
+  the start of `config`'s is the same run with its schedule extended: the
+  new config is recorded.
+  """
+  workdir_lock.acquire(workdir, str(config.get('mode')))
   path = os.path.join(workdir, run_files.CONFIG_JSON)
   wanted = results.to_jsonable(config.to_dict())
   if os.path.exists(path):
-    existing = results.read_json(path)
+    existing = read_recorded(path, 'the config its run was started with')
     # How a run survives failures does not change what it computes.
     differing = sorted(
         key for key in results.differing_keys(existing, wanted)
         if not is_run_operation_key(key)
         and not _added_with_default(existing, wanted, key))
-    if differing:
+    if differing == [SCHEDULE_KEY] and extends_schedule(existing, wanted):
+      logging.info('%s: extending config.%s from %s to %s', workdir,
+                   SCHEDULE_KEY, existing['selection']['rounds'],
+                   wanted['selection']['rounds'])
+      results.write_json(path, wanted)
+    elif differing:
       raise validation.ConfigError(
           f'workdir {workdir!r} holds a run of a different config (differs '
-          f'at {differing}); resume it with its own config, or choose another '
+          f'at {differing}); resume it with its own config (or one that '
+          f'only adds rounds to config.{SCHEDULE_KEY}), or choose another '
           f'--workdir. Nothing was changed.')
   else:
     results.write_json(path, wanted)
   check_same_files(workdir, config)
+
+
+def extends_schedule(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:
+  """Whether `wanted` adds rounds at the end of `existing`'s schedule.
+
+  Rounds already run keep their sizes and keys, so a run resumed with more
+  rounds selects what one run with all of them from the start would.
+  """
+  if wanted.get('mode') not in EXTENDABLE_MODES:
+    return False
+  old = existing.get('selection', {}).get('rounds')
+  new = wanted.get('selection', {}).get('rounds')
+  return (isinstance(old, list) and isinstance(new, list)
+          and len(new) > len(old) and new[:len(old)] == old)
+
+
+def read_recorded(path: str, what: str) -> Any:
+  """A JSON file a run recorded; ConfigError naming it if it is damaged.
+
+  These files are written atomically, so a damaged one was changed outside
+  svp_jax (or the disk failed): the run cannot know what it recorded.
+  """
+  try:
+    return results.read_json(path)
+  except ValueError as e:  # JSONDecodeError, UnicodeDecodeError.
+    raise validation.ConfigError(
+        f'{path} is not valid JSON ({e}); it holds {what}. Restore it from a '
+        'copy, or, if this command is exactly what started the run, delete '
+        'it and run again (it is then recorded anew); else choose another '
+        '--workdir. Nothing was changed.') from None
 
 
 def check_same_files(workdir: str, config: ml_collections.ConfigDict):
@@ -351,8 +420,9 @@ def check_same_files(workdir: str, config: ml_collections.ConfigDict):
   if not os.path.exists(path):
     results.write_json(path, {'path': config.data.path, 'key': key})
     return
-  recorded = results.read_json(path)
-  if recorded['key'] != key:
+  recorded = read_recorded(path, 'the content key of the files its run '
+                           'reads')
+  if recorded.get('key') != key:
     raise validation.ConfigError(
         f'the files at config.data.path={config.data.path!r} changed since '
         f'the run in {workdir!r} began (content key {recorded["key"]}, now '
