@@ -6,7 +6,8 @@
       # round's queries
   ... --config.labeling.action=train_target   # the target on the labels so far
   ... --config.labeling.action=export         # WORKDIR/labeled.csv
-  ... --config.labeling.answers=FILE          # also merge an answer file
+  ... --config.labeling.answers=FILE          # also merge an answer file:
+      # columns id and answer (as a query file), or a Label Studio export
 
 Each `query` run does what one round of a simulated run (svp_jax.active)
 does, with a person instead of the known labels, through the same experiment
@@ -24,8 +25,10 @@ and in `labeling.answers`. An answer changed in a file already merged (a
 skipped row filled in, a wrong answer fixed) is merged as a correction:
 logged (old -> new, file, line) and counted in rounds.csv. A merged answer
 is never removed: one made blank (or its row deleted) is refused, naming
-the file and line; write the right class to correct it. When two files
-newly give one id different answers, nothing is merged either.
+the file and line; write the right class to correct it. A new
+`labeling.answers` file is the newest word on the ids it answers (one it
+answers otherwise: a correction). When two files newly give one id
+different answers, nothing is merged either.
 
 Answers match the class names after stripping spaces and Unicode NFC (a
 name typed on macOS matches), case-sensitively. Files saved by a
@@ -54,6 +57,10 @@ Files (workdir):
                         selector's class; round 0: none), confidence, answer
                         (empty: for the person to fill in; left empty: the
                         example stays unlabeled and may be asked again).
+  queries/round_<r>.label_studio.json  the same queries as Label Studio
+                        tasks, and queries/label_studio_config.xml its
+                        labeling config (svp_jax.label_studio; images that
+                        Label Studio cannot serve get none, with a warning).
   queries/round_<r>.index  the ids asked (kept apart from the file a person
                         edits; written last: the round counts as asked).
   queries/test.index    the test examples (with labeling.test_examples).
@@ -90,6 +97,7 @@ import orbax.checkpoint as ocp
 from svp_jax import active
 from svp_jax import data
 from svp_jax import experiment
+from svp_jax import label_studio
 from svp_jax import preemption
 from svp_jax import results
 from svp_jax import run_files
@@ -109,6 +117,7 @@ TRAIN, TEST = 'train', 'test'
 QUERIES_DIR = 'queries'
 QUERY_COLUMNS = ('id', 'example', 'predicted', 'confidence', 'answer')
 TEST_INDEX = 'test.index'
+LABEL_STUDIO_CONFIG = 'label_studio_config.xml'
 ANSWERS_PREFIX = 'answers_'
 ROUNDS_CSV = 'rounds.csv'
 ROUNDS_COLUMNS = ('round', 'labeled', 'asked', 'answered', 'corrections',
@@ -274,6 +283,12 @@ def asked_path(workdir: str, round_index: int) -> str:
 
 def test_index_path(workdir: str) -> str:
   return os.path.join(workdir, QUERIES_DIR, TEST_INDEX)
+
+
+def tasks_path(workdir: str, round_index: int) -> str:
+  """A round's queries as Label Studio tasks (svp_jax.label_studio)."""
+  return os.path.join(workdir, QUERIES_DIR,
+                      f'round_{round_index}.label_studio.json')
 
 
 def query_rounds(workdir: str) -> list[int]:
@@ -592,25 +607,20 @@ def answers_source(session: Session, path: str, name: str,
   """A `labeling.answers` file: each id belongs to the last round asking it.
 
   Our own answer CSV (columns id and answer, as a query file), or a Label
-  Studio export (svp_jax.label_studio) when that reader is there.
+  Studio JSON or CSV export (svp_jax.label_studio.read_export).
   """
-  asked = set(rounds)
-  not_asked = 'was not asked in any round'
-  try:
-    rows = read_table(path, ('id', 'answer'))
-    items = ((row.get('id') or '', row.get('answer') or '', f'line {line}')
-             for line, row in rows)
-  except NoColumnError:
-    # Not our columns: a Label Studio export (JSON, or CSV).
+  items = None
+  if not path.lower().endswith('.json'):
     try:
-      from svp_jax import label_studio  # pylint: disable=g-import-not-at-top
-    except ImportError:
-      raise AnswerError(
-          f'config.labeling.answers={path!r}: expected a CSV with the '
-          "columns 'id' and 'answer' (as a query file)") from None
+      items = [(row.get('id') or '', row.get('answer') or '', f'line {line}')
+               for line, row in read_table(path, ('id', 'answer'))]
+    except NoColumnError:
+      pass  # Not our columns: a Label Studio CSV export, or neither.
+  if items is None:
     items = label_studio.read_export(path)
-  return Source(name, path, match_answers(path, items, asked,
-                                          session.class_names, not_asked),
+  return Source(name, path, match_answers(path, items, set(rounds),
+                                          session.class_names,
+                                          'was not asked in any round'),
                 rounds)
 
 
@@ -776,15 +786,17 @@ def ask(session: Session, workdir: str, key: np.ndarray, labels: Labels,
   trained = measured['trained']
   if trained is not None:
     predicted, confidence = predictions(exp, trained, asked)
-  rows = [{'id': int(i),
-           'example': spreadsheet_safe(session.examples[i]),
-           'predicted': (spreadsheet_safe(session.class_names[predicted[j]])
+  rows = [{'id': int(i), 'example': session.examples[i],
+           'predicted': (session.class_names[predicted[j]]
                          if trained is not None else ''),
            'confidence': (f'{confidence[j]:.4f}' if trained is not None
                           else ''),
            'answer': ''} for j, i in enumerate(asked)]
+  write_label_studio_tasks(session, workdir, round_index, rows)
   path = query_path(workdir, round_index)
-  write_rows(path, rows, QUERY_COLUMNS)
+  write_rows(path, [dict(row, example=spreadsheet_safe(row['example']),
+                         predicted=spreadsheet_safe(row['predicted']))
+                    for row in rows], QUERY_COLUMNS)
   if test_ids is not None:
     experiment.write_index(test_index_path(workdir), test_ids)
   # Written last: a round counts as asked once its query file is complete.
@@ -806,6 +818,27 @@ def ask(session: Session, workdir: str, key: np.ndarray, labels: Labels,
   logging.info('%s', message)
   return {'round': round_index, 'queries': path, 'picked': picked,
           'message': message}
+
+
+def write_label_studio_tasks(session: Session, workdir: str,
+                             round_index: int, rows: list[dict[str, Any]]):
+  """The round's queries as Label Studio tasks, and its labeling config.
+
+  Images Label Studio cannot serve (rows of an array file, or files outside
+  its document root) get no task file, with a warning: the query CSV is
+  the same queries.
+  """
+  modality = session.exp.job.info.modality
+  folder = os.path.join(workdir, QUERIES_DIR)
+  try:
+    label_studio.write_tasks(tasks_path(workdir, round_index), rows,
+                             session.class_names, modality, round_index)
+  except label_studio.LabelStudioError as e:
+    logging.warning('No Label Studio tasks for round %d: %s', round_index, e)
+    return
+  config = os.path.join(folder, LABEL_STUDIO_CONFIG)
+  if not os.path.exists(config):
+    label_studio.write_labeling_config(config, session.class_names, modality)
 
 
 def accuracy_cell(row: dict[str, Any] | None) -> Any:

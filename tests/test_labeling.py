@@ -2,6 +2,7 @@
 selections to the simulated run when the answers are the known labels."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -278,6 +279,49 @@ def test_an_answer_file_is_copied_once_and_merged_into_its_round(tmp_path):
   assert len(labeling.answer_copies(workdir)) == 2
 
 
+def label_studio_export(path, answers):
+  """A Label Studio JSON export: {pool id: class, or None for a skip}."""
+  tasks = [{'id': n, 'data': {'pool_id': i, 'round': 1}, 'annotations': [{
+      'id': n, 'was_cancelled': answer is None,
+      'created_at': '2026-12-08T04:05:10Z', 'result': [] if answer is None
+      else [{'from_name': 'label', 'to_name': 'image', 'type': 'choices',
+             'value': {'choices': [answer]}}]}]}
+           for n, (i, answer) in enumerate(answers.items(), 1)]
+  path.write_text(json.dumps(tasks), encoding='utf-8')
+  return str(path)
+
+
+def test_a_label_studio_export_is_merged_as_answers(tmp_path):
+  workdir = str(tmp_path / 'run')
+  ask_round(workdir, 0, [1, 2])
+  ask_round(workdir, 1, [2, 3])
+  fill(workdir, 0, {1: 'cat'})
+  labeling.merge_answers(session(), workdir)
+  export = label_studio_export(tmp_path / 'project.json',
+                               {1: 'dog', 2: 'cat', 3: None})
+  labels = labeling.merge_answers(session(export), workdir)
+  assert labeling.answer_copies(workdir) == ['queries/answers_1.json']
+  assert [(r['id'], r['label'], r['previous'], r['change'], r['round'],
+           r['where']) for r in labels.store[1:]] == [
+               (1, 'dog', 'cat', 'correction', 0, 'task 1 (Label Studio ID 1)'),
+               (2, 'cat', '', 'answer', 1, 'task 2 (Label Studio ID 2)')]
+  # Its CSV export too (Label Studio's columns: its task id, then ours).
+  (tmp_path / 'project.csv').write_text(
+      'annotation_id,created_at,id,label,pool_id,round,updated_at\n'
+      '7,2026-12-08T04:05:10Z,3,dog,3,1,2026-12-08T04:05:10Z\n',
+      encoding='utf-8')
+  labels = labeling.merge_answers(session(str(tmp_path / 'project.csv')),
+                                  workdir)
+  assert labels_of(labels.store)[3] == 'dog'
+  assert labels.store[-1]['source'] == 'queries/answers_2.csv'
+  # The same checks as a query file's: an unknown class is one error.
+  bad = label_studio_export(tmp_path / 'bad.json', {3: 'cow'})
+  with pytest.raises(labeling.AnswerError,
+                     match=r"bad\.json, task 1 \(Label Studio ID 1\): "
+                     "answer 'cow' is not a class"):
+    labeling.merge_answers(session(bad), workdir)
+
+
 def test_a_spreadsheet_saved_store_is_read_and_a_broken_one_refused(
     tmp_path):
   # A store from before histories, saved by Excel: BOM, ';', '3.0'.
@@ -487,6 +531,12 @@ def test_a_loop_starts_from_zero_labels_with_and_without_test_examples(
   loop = str(tmp_path / 'loop')
   first = labeling.run(config, loop)
   test_ids = labeling.read_test_ids(loop).tolist()
+  # The same queries as Label Studio tasks, and its labeling config.
+  with open(labeling.tasks_path(loop, 0), encoding='utf-8') as f:
+    assert sorted(t['data']['pool_id'] for t in json.load(f)) == sorted(
+        experiment.read_index(labeling.asked_path(loop, 0)).tolist())
+  assert os.path.exists(os.path.join(loop, 'queries',
+                                     labeling.LABEL_STUDIO_CONFIG))
   asked = experiment.read_index(labeling.asked_path(loop, 0)).tolist()
   assert first['round'] == 0 and len(test_ids) == 4
   assert sorted(asked) == sorted(first['picked'].tolist() + test_ids)
