@@ -1,7 +1,9 @@
 """Surviving preemption: stop requests and checkpoints inside a training.
 
-A run resumes at round boundaries from its round checkpoints (svp_jax.active);
-this module adds the pieces that let it resume *inside* a round:
+An active run resumes at round boundaries from its round checkpoints
+(svp_jax.active), a core-set run at its phases (svp_jax.coreset); this
+module adds the pieces that let every job (train, active, coreset,
+precomputed, label) resume *inside* a training:
 
 * `TrainingCheckpoints` saves a training's progress (parameters, batch
   statistics, optimizer state, step, forgetting counters, the epoch and the

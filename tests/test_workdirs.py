@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 
+import multiprocess
 from configs import fashion_mnist_resnet20
 from configs import fashion_mnist_svp
 from svp_jax import data
@@ -307,3 +308,42 @@ def test_a_finished_active_run_goes_on_with_added_rounds(fashion_mnist_dir,
   summary = jobs.run(config((10.0, 30.0)), extended)
   assert summary['rounds_completed'] == 3 and summary['complete']
   assert _indices(extended) == _indices(straight)
+
+
+# Joins a 2-process CPU run, then holds WORKDIR as a job of it would.
+_JOINED_HOLD = r'''
+import sys
+from svp_jax import distributed, workdir_lock
+port, index, workdir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+distributed.initialize(f'127.0.0.1:{port}', 2, index, cpu_devices=1,
+                       timeout_seconds=60)
+try:
+  with workdir_lock.hold(workdir, 'active'):
+    print('held', workdir_lock.is_held(workdir), flush=True)
+except workdir_lock.WorkdirError as e:
+  print(f'error: {e}', flush=True)
+'''
+
+
+def _two_processes_hold(workdir, log_dir):
+  port = multiprocess.free_port()
+  processes = multiprocess.start(
+      [[sys.executable, '-c', _JOINED_HOLD, str(port), str(index), workdir]
+       for index in range(2)], log_dir)
+  assert multiprocess.wait(processes, 120) == [0, 0]
+  return [[l for l in multiprocess.log(log_dir, i).splitlines()
+           if l.startswith(('held', 'error'))] for i in range(2)]
+
+
+@pytest.mark.slow
+def test_process_0_of_a_multi_process_run_holds_the_lock_for_all(holder,
+                                                                 tmp_path):
+  # Two 2-process runs on loopback (JAX start and join, about 10 s): one in
+  # a free workdir, one in the workdir `holder` holds.
+  free = str(tmp_path / 'free')
+  assert _two_processes_hold(free, str(tmp_path)) == [['held True']] * 2
+  busy, process = holder
+  first, second = _two_processes_hold(busy, str(tmp_path))
+  assert len(first) == 1 and f'pid {process.pid} on host' in first[0]
+  assert second == [f'error: process 0 could not lock workdir {busy!r} (its '
+                    'error line says why); nothing was changed']
