@@ -2,9 +2,11 @@
 
 Two processes in one workdir (two `query` commands of the labeling loop, a
 run started twice) would overwrite each other's files, a query file a person
-is answering among them. Every job takes the lock before it reads or writes
-anything in its workdir (svp_jax.jobs, and experiment.claim_workdir for
-callers outside main.py); a second process gets one error naming the holder.
+is answering among them. Run by main.py, every job holds the lock from
+before it reads or writes anything in its workdir until it returns
+(svp_jax.jobs.run); a job called directly takes it in
+experiment.claim_workdir, before its first write, and keeps it for the rest
+of the process. A second process gets one error naming the holder.
 
 The lock is `fcntl.flock` on WORKDIR/.lock: the operating system releases it
 when the process ends, however it ends, so a killed run never leaves a stale
