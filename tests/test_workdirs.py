@@ -16,9 +16,11 @@ import pytest
 import multiprocess
 from configs import fashion_mnist_resnet20
 from configs import fashion_mnist_svp
+from configs import own_images
 from svp_jax import data
 from svp_jax import experiment
 from svp_jax import jobs
+from svp_jax import labeling
 from svp_jax import results
 from svp_jax import run_files
 from svp_jax import train_job
@@ -347,3 +349,25 @@ def test_process_0_of_a_multi_process_run_holds_the_lock_for_all(holder,
   assert len(first) == 1 and f'pid {process.pid} on host' in first[0]
   assert second == [f'error: process 0 could not lock workdir {busy!r} (its '
                     'error line says why); nothing was changed']
+
+
+def test_a_labeling_loop_asks_again_once_its_rounds_are_extended(
+    own_files, tmp_path, load_script):
+  # The loop's own advice when its schedule is done. Random picks of tiny
+  # images train nothing: four query commands in about 1.5 s.
+  answer = load_script('answer_queries').answer
+  config = own_images.get_config('random,quick,label')
+  config.data.path = own_files['images']
+  config.data.data_dir = str(tmp_path / 'tfds')
+  config.selection.initial_subset = 4.0
+  config.selection.rounds = (3.0,)
+  config.labeling.ignore_file_labels = True
+  loop = str(tmp_path / 'loop')
+  for round_index in range(2):
+    assert labeling.run(config, loop)['round'] == round_index
+    answer(loop)
+  assert labeling.run(config, loop)['round'] is None  # Schedule complete.
+  config.selection.rounds = (3.0, 3.0)
+  assert labeling.run(config, loop)['round'] == 2
+  recorded = results.read_json(os.path.join(loop, run_files.CONFIG_JSON))
+  assert recorded['selection']['rounds'] == [3.0, 3.0]
