@@ -189,7 +189,8 @@ class _Stops:
   def __init__(self, monkeypatch, steps):
     self.steps, self.states = list(steps), []
     self.count = 0
-    real_save, real_train = train._save_if_due, train.train_model  # pylint: disable=protected-access
+    real_save = train._save_if_due  # pylint: disable=protected-access
+    real_train = train.train_model
 
     def counting(*args):
       self.count += 1
