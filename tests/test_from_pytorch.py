@@ -93,7 +93,9 @@ SUBCOMMAND_FLAGS = {'train': TRAIN_FLAGS, 'active': ACTIVE_FLAGS,
 MODE_FLAGS = {'train': TRAIN_FLAGS, 'active': ACTIVE_FLAGS,
               'coreset': CORESET_FLAGS, 'precomputed': PRECOMPUTED_FLAGS}
 # The reference's k-centers core-set starts from this many random points and
-# adds `--subset` points to them (svp/cifar/coreset.py).
+# picks `--subset` minus them, so the subset counts its seeds
+# (svp/cifar/coreset.py since its commit 348f90a, "Update budget after
+# initial subset of points is selected").
 REFERENCE_KCENTERS_SEEDS = 1000
 REFERENCE_DEFAULTS = {
     '--run-dir': './run', '--datasets-dir': './data', '--dataset': 'cifar10',
@@ -563,7 +565,7 @@ def reference_experiment(ref):
     seeds = REFERENCE_KCENTERS_SEEDS if method == 'kcenters' else 0
     return {'mode': 'coreset', 'dataset': dataset, 'selector': selector,
             'target': target, 'method': method,
-            'kept': ref.get('--subset', int) + seeds, 'seeds': seeds,
+            'kept': ref.get('--subset', int), 'seeds': seeds,
             'train_target': train_target, 'seed': seed}
   sizes = (ref.get('--initial-subset', int),) + ref.get('--round', int)
   different = target != selector
