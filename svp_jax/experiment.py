@@ -18,7 +18,7 @@ The files a run writes, and their columns, are svp_jax.run_files (kept apart
 so that readers need no JAX).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 import dataclasses
 import os
 from typing import Any
@@ -40,6 +40,7 @@ from svp_jax import timing
 from svp_jax import train
 from svp_jax import validation
 from svp_jax import workdir_lock
+from svp_jax.data import own_files
 
 # Purposes folded into a run's root key. Active learning: the initial draw
 # and each round's random picks fold the round, then SELECT; a target's
@@ -340,13 +341,14 @@ EXTENDABLE_MODES = ('active', 'label')
 SCHEDULE_KEY = 'selection.rounds'
 
 
-def claim_workdir(workdir: str, config: ml_collections.ConfigDict):
+def claim_workdir(workdir: str, config: ml_collections.ConfigDict, *,
+                  still_points_at: Callable[[], str | None] | None = None):
   """Records the config; refuses a workdir that holds a different run.
 
   Locks the workdir first (svp_jax.workdir_lock; a no-op where the job
   holds it already). An active or labeling run whose recorded rounds are
   the start of `config`'s is the same run with its schedule extended: the
-  new config is recorded.
+  new config is recorded. `still_points_at`: see check_same_files.
   """
   workdir_lock.acquire(workdir, str(config.get('mode')))
   path = os.path.join(workdir, run_files.CONFIG_JSON)
@@ -371,7 +373,7 @@ def claim_workdir(workdir: str, config: ml_collections.ConfigDict):
           f'--workdir. Nothing was changed.')
   else:
     results.write_json(path, wanted)
-  check_same_files(workdir, config)
+  check_same_files(workdir, config, still_points_at)
 
 
 def extends_schedule(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:
@@ -404,12 +406,19 @@ def read_recorded(path: str, what: str) -> Any:
         '--workdir. Nothing was changed.') from None
 
 
-def check_same_files(workdir: str, config: ml_collections.ConfigDict):
+def check_same_files(workdir: str, config: ml_collections.ConfigDict,
+                     still_points_at: Callable[[], str | None] | None = None):
   """A run on a user's own files goes on reading the files it started on.
 
   Its index files and label store hold pool indices into those files: if
   they changed (another content key), resuming would point the indices at
   other examples, so the run stops instead.
+
+  A key recorded by an older reader (own_files.FORMAT_VERSION) differs
+  even for the same files. Then `still_points_at` (the labeling loop's:
+  each stored label's id still names the example it was given for, or the
+  problem) decides: the same examples at the same ids, and the new key is
+  recorded, so a person's labels survive an upgrade; anything else stops.
   """
   if config.data.name != data.files.NAME:
     return
@@ -417,11 +426,36 @@ def check_same_files(workdir: str, config: ml_collections.ConfigDict):
       **data.registry.configured_options(config.data, config.seed)))
   key = os.path.basename(os.path.dirname(folder))
   path = os.path.join(workdir, run_files.DATA_KEY_JSON)
+  current = {'path': config.data.path, 'key': key,
+             'format': own_files.FORMAT_VERSION}
   if not os.path.exists(path):
-    results.write_json(path, {'path': config.data.path, 'key': key})
+    results.write_json(path, current)
     return
   recorded = read_recorded(path, 'the content key of the files its run '
                            'reads')
+  if recorded.get('key') == key:
+    return
+  # Keys recorded before the format was recorded are format 1's.
+  older = recorded.get('format', 1) != current['format']
+  problem = still_points_at() if older and still_points_at else None
+  if older and still_points_at and problem is None:
+    logging.warning(
+        '%s: its files were keyed by an older svp_jax (format %s, now %s); '
+        'every stored label still names its example at its id, so the new '
+        'content key %s is recorded.', workdir, recorded.get('format', 1),
+        current['format'], key)
+    results.write_json(path, current)
+    return
+  if older:
+    raise validation.ConfigError(
+        f'the run in {workdir!r} read config.data.path='
+        f'{config.data.path!r} with an older svp_jax (file format '
+        f'{recorded.get("format", 1)}, now {current["format"]}), which may '
+        'order or choose the examples differently: '
+        + (problem or 'its pool indices cannot be checked against the '
+           'examples') + '. Start a new --workdir, or run this one with the '
+        'svp_jax that started it (labels.csv holds every label with its '
+        'example). Nothing was changed.')
   if recorded.get('key') != key:
     raise validation.ConfigError(
         f'the files at config.data.path={config.data.path!r} changed since '

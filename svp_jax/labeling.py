@@ -922,13 +922,40 @@ def export(session: Session, workdir: str) -> dict[str, Any]:
   return {'labeled': len(rows), 'path': path}
 
 
+def first_moved_example(session: Session, workdir: str) -> str | None:
+  """Where a stored label or an asked query no longer names its example.
+
+  Every row of the label store and of each query file keeps the example
+  it was given for; None when each still sits at its id in the pool read
+  now (what a workdir keyed by an older reader needs: check_same_files).
+  """
+  rows = [(LABELS_CSV, row['id'], row['example'])
+          for row in read_store(workdir)]
+  for round_index in query_rounds(workdir):
+    path = query_path(workdir, round_index)
+    if os.path.exists(path):
+      rows += [(query_source_name(round_index), parse_id(row.get('id') or ''),
+                row.get('example') or '')
+               for _, row in read_table(path, ('id',))]
+  for source, index, example in rows:
+    if index is None or not 0 <= index < len(session.examples):
+      return f'{source}: id {index} is not an example of the pool now'
+    now = session.examples[index]
+    if example not in (now, spreadsheet_safe(now)):
+      return (f'{source}: id {index} was {example!r}, the pool now has '
+              f'{now!r} there')
+  return None
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs `config.labeling.action` on the run in `workdir`."""
   validation.validate_label_config(config)
   start = time.perf_counter()
   with preemption.guard(preemption.Policy.from_config(config)):
     session = open_session(config, workdir)
-    experiment.claim_workdir(workdir, config)
+    experiment.claim_workdir(
+        workdir, config,
+        still_points_at=lambda: first_moved_example(session, workdir))
     key = experiment.root_key_data(config.seed)
     action = config.labeling.action
     if action == 'query':

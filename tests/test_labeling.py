@@ -590,3 +590,44 @@ def test_a_loop_starts_from_zero_labels_with_and_without_test_examples(
   assert labeling.run(config, bare)['test_accuracy'] is None
   target = results.read_csv(os.path.join(bare, 'target.csv'))
   assert target[0]['test_accuracy'] == ''
+
+
+def test_labels_of_a_workdir_keyed_by_an_older_reader_survive_the_upgrade(
+    tmp_path):
+  # A workdir from before own_files.FORMAT_VERSION 2: its data_key.json has
+  # another key and no format. Export (no training) must go on when every
+  # stored label still names its example, and stop when one does not.
+  root = unlabeled_images(tmp_path / 'images')
+  config = own_images.get_config('least_confidence,quick,label')
+  config.data.path = root
+  config.data.data_dir = str(tmp_path / 'tfds')
+  config.selection.initial_subset = 4.0
+  config.selection.rounds = (3.0,)
+  config.labeling.action = 'export'
+  loop = str(tmp_path / 'loop')
+  labeling.run(config, loop)  # Records config.json and data_key.json.
+  examples = [os.path.join(root, 'unlabeled', f'{i:02d}.png')
+              for i in range(24)]
+  key_path = os.path.join(loop, 'data_key.json')
+  new_key = results.read_json(key_path)
+  results.write_json(key_path, {'path': root, 'key': '0123456789abcdef'})
+  # Round 0 asked 3 and 5 and had 3 answered, as an older loop wrote it.
+  os.makedirs(os.path.join(loop, labeling.QUERIES_DIR))
+  np.savetxt(labeling.asked_path(loop, 0), [3, 5], fmt='%d')
+  labeling.write_rows(labeling.query_path(loop, 0), [
+      {'id': 3, 'example': examples[3], 'answer': 'light'},
+      {'id': 5, 'example': examples[5], 'answer': ''}], labeling.QUERY_COLUMNS)
+  store = [{'id': 3, 'example': examples[3], 'label': 'light', 'round': 0}]
+  labeling.write_rows(os.path.join(loop, labeling.LABELS_CSV), store,
+                      ('id', 'example', 'label', 'round'))
+  assert labeling.run(config, loop)['labeled'] == 1
+  assert results.read_json(key_path) == new_key
+  results.write_json(key_path, {'path': root, 'key': '0123456789abcdef'})
+  store[0]['example'] = examples[4]
+  labeling.write_rows(os.path.join(loop, labeling.LABELS_CSV), store,
+                      ('id', 'example', 'label', 'round'))
+  with pytest.raises(validation.ConfigError, match=(
+      r"older svp_jax \(file format 1, now 2\).*labels.csv: id 3 was "
+      r".*04.png', the pool now has .*03.png' there")):
+    labeling.run(config, loop)
+  assert results.read_json(key_path)['key'] == '0123456789abcdef'
