@@ -250,3 +250,82 @@ def test_several_choices_in_one_annotation_is_refused(server, tmp_path):
     with pytest.raises(label_studio.LabelStudioError,
                        match='one annotation chose 2 classes'):
       export(api, project, kind, tmp_path / f'e.{kind.lower()}')
+
+
+def test_a_person_labels_from_zero_through_label_studio(server, tmp_path,
+                                                        monkeypatch):
+  # Issue 32's whole story: a folder of unlabeled images and a classes.txt;
+  # three rounds answered (round 1 in Label Studio, the others in the query
+  # CSVs), one earlier answer corrected, the target trained, the labels
+  # exported: every answer and the correction are in the export, and nothing
+  # else is.
+  from configs import own_images  # pylint: disable=g-import-not-at-top
+  from svp_jax import labeling  # pylint: disable=g-import-not-at-top
+  from svp_jax import results  # pylint: disable=g-import-not-at-top
+  import test_labeling  # pylint: disable=g-import-not-at-top
+  api, root = server
+  monkeypatch.setenv('LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT', str(root))
+  images = test_labeling.unlabeled_images(root / 'shades')  # 24, 2 classes.
+  config = own_images.get_config('least_confidence,quick,label')
+  config.data.path = images
+  config.data.data_dir = str(tmp_path / 'tfds')
+  config.selection.initial_subset = 4.0
+  config.selection.rounds = (3.0, 3.0)
+  config.labeling.test_examples = 4
+  loop = str(tmp_path / 'loop')
+
+  def truth(example):
+    return ('dark', 'light')[int(os.path.basename(example)[:2]) % 2]
+
+  given = {}  # What the person answered last, per id.
+  first = labeling.run(config, loop)
+  wrong = int(first['picked'][0])
+  rows = test_labeling.answer_truly(first['queries'], wrong={wrong})
+  given.update({int(r['id']): r['answer'] for r in rows})
+  second = labeling.run(config, loop)
+  assert second['round'] == 1
+
+  # Round 1 in Label Studio: the loop's config and task file, answered in
+  # the browser's place through the API, exported as JSON.
+  with open(os.path.join(loop, 'queries', labeling.LABEL_STUDIO_CONFIG),
+            encoding='utf-8') as f:
+    project = new_project(api, 'svp_jax from zero', f.read())
+  api.call('POST', '/api/storages/localfiles',
+           {'project': project, 'path': images, 'title': 'shades',
+            'use_blob_urls': True})
+  task_ids = import_tasks(api, project, labeling.tasks_path(loop, 1))
+  examples = {int(r['id']): r['example']
+              for r in results.read_csv(second['queries'])}
+  assert sorted(task_ids) == sorted(examples)
+  for pool_id, task_id in task_ids.items():
+    annotate(api, task_id, truth(examples[pool_id]))
+    given[pool_id] = truth(examples[pool_id])
+  content = api.call('GET', f'/api/projects/{project}/export?exportType=JSON'
+                     '&download_all_tasks=true', raw=True)
+  (tmp_path / 'export.json').write_bytes(content)
+  config.labeling.answers = str(tmp_path / 'export.json')
+  third = labeling.run(config, loop)
+  assert third['round'] == 2
+
+  # The wrong round-0 answer corrected in its file; round 2 answered.
+  rows = test_labeling.answer_truly(first['queries'])
+  given[wrong] = next(r['answer'] for r in rows if int(r['id']) == wrong)
+  rows = test_labeling.answer_truly(third['queries'])
+  given.update({int(r['id']): r['answer'] for r in rows})
+  config.labeling.action = 'train_target'
+  test_ids = set(labeling.read_test_ids(loop).tolist())
+  assert labeling.run(config, loop)['labeled'] == len(given) - len(test_ids)
+  config.labeling.action = 'export'
+  assert labeling.run(config, loop)['labeled'] == len(given) == 4 + 4 + 3 + 3
+  exported = {int(r['id']): r for r in results.read_csv(
+      os.path.join(loop, labeling.EXPORT_CSV))}
+  assert {i: r['label'] for i, r in exported.items()} == given
+  assert {i for i, r in exported.items() if r['split'] == 'test'} == test_ids
+  assert exported[wrong]['origin'] == (
+      'round 0, corrected in queries/round_0.csv')
+  assert {exported[i]['origin'] for i in task_ids} == {
+      'round 1, from queries/answers_1.json'}
+  store = results.read_csv(os.path.join(loop, labeling.LABELS_CSV))
+  assert [(r['label'], r['change']) for r in store if r['id'] == wrong] == [
+      (('light', 'dark')[wrong % 2], 'answer'),
+      (given[wrong], 'correction')]
