@@ -138,7 +138,7 @@ def instrument(phases: _Phases, repeats: int):
         'scoring', 0.0)
     scores = scores_of(job, learner, method, trained, labeled)
     scored = (len(labeled) - int(np.sum(labeled))
-              if labeled is not None and method.needs == methods.UNCERTAINTY
+              if labeled is not None and method.scoring.unlabeled_only
               else len(learner.pool_eval_inputs))
     run_seconds = (phases.seconds['scoring'] - before[0]) - (
         phases.compiling['scoring'] - before[1])
@@ -215,12 +215,8 @@ def forward_images_per_second(job: experiment.Job,
   batch = train.global_batch(job.mesh, images,
                              np.zeros(len(images), np.int32),
                              np.arange(size), np.ones(size, np.float32))
-  if method.needs == methods.FEATURES:
-    step = functools.partial(scoring.feature_step, model=learner.model,
-                             cfg=learner.cfg)
-  else:
-    step = functools.partial(scoring.score_step, model=learner.model,
-                             cfg=learner.cfg, measure=method.uncertainty)
+  step = functools.partial(scoring.batch_step, model=learner.model,
+                           cfg=learner.cfg, per_batch=method.scoring)
   steps = max(1, 2048 // size)
   jax.block_until_ready(step(state, batch['image']))
   times = []

@@ -178,7 +178,7 @@ def selector_fit(exp: Experiment, state: RoundState,
                  len(indices))
     return reused
   return fit_role(exp, 'selector', indices, state,
-              track_forgetting=exp.method.needs == methods.FORGETTING)
+              track_forgetting=exp.method.counts_forgetting)
 
 
 def agreement_scores(exp: Experiment, state: RoundState, indices: np.ndarray,
@@ -536,7 +536,7 @@ def reuses_target(config: ml_collections.ConfigDict,
   forgetting events needs a selector that counted them.
   """
   return (run_files.same_training(config.selector, config.target)
-          and method.needs in (methods.UNCERTAINTY, methods.FEATURES))
+          and method.trains_selector and not method.counts_forgetting)
 
 
 def make_experiment(config: ml_collections.ConfigDict, workdir: str,

@@ -188,7 +188,7 @@ def select_all(job: experiment.Job, names: tuple[str, ...],
   proxy = None
   if any(m.trains_selector for m in pending):
     proxy = train_proxy(job, np.asarray(jax.random.key_data(key)), any(
-        methods.get(m).needs == methods.FORGETTING for m in names), policy)
+        methods.get(m).counts_forgetting for m in names), policy)
   for method in pending:
     keep, record = rank(job, method, proxy, subset_size, num_seeds, key)
     if len(np.unique(keep)) != subset_size:

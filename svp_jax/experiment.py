@@ -5,8 +5,8 @@ is built from.
   of it, its learners and the device mesh, loaded once;
 * `fit`: train a learner from scratch on some pool indices and test it,
   giving the trained state and its proxy.csv / target.csv row;
-* `method_scores`: what a selection method needs from a trained selector
-  (svp_jax.methods);
+* `method_scores`: what a selection method ranks by, from a trained
+  selector (its own scoring: svp_jax.methods);
 * key derivation: every random draw of a run comes from its root key
   (`config.seed`) folded with a purpose, so a resumed run draws again what an
   uninterrupted one drew;
@@ -34,7 +34,6 @@ from svp_jax import methods
 from svp_jax import preemption
 from svp_jax import results
 from svp_jax import run_files
-from svp_jax import scoring
 from svp_jax import sharding
 from svp_jax import timing
 from svp_jax import train
@@ -261,32 +260,11 @@ def method_scores(job: Job, learner: Learner, method: methods.SelectionMethod,
                   ) -> np.ndarray | None:
   """What `method` ranks by, from a selector `learner` trained as `trained`.
 
-  With `labeled` (bool [pool]), an uncertainty method scores only the
-  unlabeled points, the only ones it can pick; labeled ones get NaN, which
-  top-k ranks last (svp_jax.selection.select_top_k). Features are always
-  computed for the whole pool: k-centers needs the labeled points as its
-  centers.
+  The method's own scoring (svp_jax.methods), run over the job's mesh;
+  `labeled` (bool [pool]) are the points it may not pick, which a method
+  that scores only unlabeled points leaves NaN.
   """
-  if method.needs == methods.NOTHING:
-    return None
-  if method.needs == methods.FORGETTING:
-    return train.forgetting_scores(trained.forgetting)
-  images = learner.pool_eval_inputs
-  if method.needs == methods.FEATURES:
-    return scoring.pool_features(
-        trained.state, learner.model, learner.cfg, images,
-        batch_size=learner.eval_batch_size, mesh=job.mesh)
-  unlabeled = (None if labeled is None
-               else np.flatnonzero(~np.asarray(labeled, bool)))
-  scored = scoring.pool_uncertainty(
-      trained.state, learner.model, learner.cfg, images,
-      measure=method.uncertainty, batch_size=learner.eval_batch_size,
-      mesh=job.mesh, indices=unlabeled)
-  if unlabeled is None:
-    return scored
-  scores = np.full(len(labeled), np.nan, np.float32)
-  scores[unlabeled] = scored
-  return scores
+  return method.scores(trained, learner, job.mesh, labeled)
 
 
 # ----------------------------------------------------------------------------

@@ -1,28 +1,40 @@
 """The selection methods: one registry entry each, read by every part.
 
-A method declares what it needs from the selector and how it picks:
+A method brings its own scoring and its own pick:
 
-  needs       what the selector must provide (`NOTHING`: no selector is
-              trained; `UNCERTAINTY`: one score per pool example from its
-              logits, computed batch by batch on the device; `FEATURES`: the
-              penultimate features of the pool; `FORGETTING`: forgetting-event
-              counts recorded while it trains)
+  scoring     what it ranks by, from the trained selector:
+              `None`        no selector is trained (random);
+              `PerBatch`    a function of the selector's model outputs
+                            (`OUTPUTS`: logits and/or penultimate features,
+                            named in `outputs`), run batch by batch on the
+                            device over the pool by svp_jax.scoring, which
+                            pads, shards and gathers for every method alike;
+                            it returns one score or one row per example
+                            (uncertainty; features; an embedding of both);
+              `FromTraining` a function of what the selector recorded while
+                            it trained (forgetting-event counts)
   pick        (scores, labeled, k, key, mesh) -> k new pool indices, never a
-              labeled one; `scores` is what `needs` asked for (None for
-              `NOTHING`), `key` a JAX key for methods that draw at random
+              labeled one; `scores` is what `scoring` gave (None without
+              one), `key` a JAX key for methods that draw at random
   modes       the jobs that may use it: 'active' (rounds that add points to
               a labeled set) and/or 'coreset' (one subset kept from nothing)
   seeded      it cannot start from an empty labeled set: a core-set first
               draws `coreset.kcenters_seeds` random points as its centers
+  scores_compare  its scores are one float per example that a target's can
+              be compared with (selection.compare_with_target)
 
 Active learning (svp_jax.active), core-set selection (svp_jax.coreset),
 config validation, the configs' argument parsing and the report all read
-this registry, so a new method is one `register` call plus its tests (a
-test may register a method of its own; tests/test_methods.py does).
+this registry and call its entries, never branching on a kind of method,
+so a new method is one `register` call plus its tests, even one that scores
+by something new: BADGE's gradient embeddings are a `PerBatch` of the
+logits and the features (one row per example), picked by k-means++
+seeding. A test may register a method of its own; tests/test_methods.py
+does.
 
 Importing this module imports no JAX: the report reads the registry in
-processes that never start JAX, so the built-in picks import
-svp_jax.selection when first called.
+processes that never start JAX, so the built-in scorings and picks import
+svp_jax.selection, svp_jax.scoring or svp_jax.train when first called.
 """
 
 from collections.abc import Callable
@@ -30,9 +42,12 @@ import dataclasses
 import functools
 from typing import Any
 
-NOTHING, UNCERTAINTY, FEATURES, FORGETTING = (
-    'nothing', 'uncertainty', 'features', 'forgetting')
-NEEDS = (NOTHING, UNCERTAINTY, FEATURES, FORGETTING)
+# The selector's model outputs a `PerBatch` may take, in the order its
+# forward pass returns them (svp_jax.train.predict_step): logits
+# [batch, classes] and penultimate features [batch, d], the input of the
+# last linear layer.
+LOGITS, FEATURES = 'logits', 'features'
+OUTPUTS = (LOGITS, FEATURES)
 MODES = ('active', 'coreset')
 
 # (scores, labeled [pool] bool, k, key, mesh) -> k pool indices.
@@ -40,38 +55,97 @@ Pick = Callable[[Any, Any, int, Any, Any], Any]
 
 
 @dataclasses.dataclass(frozen=True)
+class PerBatch:
+  """A per-batch function of the selector's outputs, run over the pool.
+
+  `fn(*outputs)` takes the outputs named in `outputs` (each [batch, ...])
+  and returns one score ([batch]) or one row ([batch, d]) per example; it
+  runs inside the jitted scoring step, so it must be traceable and
+  hashable (a module-level function or a partial made once). With
+  `unlabeled_only`, only the pool's unlabeled points are computed (the only
+  ones top-k can pick) and labeled ones get NaN; otherwise every point is
+  (k-centers needs the labeled points as its centers).
+  """
+
+  outputs: tuple[str, ...]
+  fn: Callable[..., Any]
+  unlabeled_only: bool = False
+
+  def __post_init__(self):
+    if (not isinstance(self.outputs, tuple) or not self.outputs
+        or set(self.outputs) - set(OUTPUTS)):
+      raise ValueError(f'outputs={self.outputs!r}, expected a non-empty '
+                       f'tuple of {OUTPUTS}')
+
+  def scores(self, trained: Any, learner: Any, mesh: Any,
+             labeled: Any | None) -> Any:
+    """The pool's scores from `learner` (an experiment.Learner) trained as
+    `trained` (an experiment.Fit)."""
+    from svp_jax import scoring  # pylint: disable=g-import-not-at-top
+    return scoring.pool_scores(
+        trained.state, learner.model, learner.cfg, learner.pool_eval_inputs,
+        self, batch_size=learner.eval_batch_size, mesh=mesh, labeled=labeled)
+
+
+@dataclasses.dataclass(frozen=True)
+class FromTraining:
+  """Scores from what the selector recorded while it trained.
+
+  The one record training keeps is forgetting events (train.train_model's
+  `track_forgetting`): the selector counts them for a method scored so, and
+  `fn` maps them (a dict of device arrays) to one score per pool example.
+  """
+
+  fn: Callable[[Any], Any]
+
+  def scores(self, trained: Any, learner: Any, mesh: Any,
+             labeled: Any | None) -> Any:
+    del learner, mesh, labeled  # Counted over the whole pool as it trained.
+    return self.fn(trained.forgetting)
+
+
+@dataclasses.dataclass(frozen=True)
 class SelectionMethod:
   """One way of choosing points; see the module docstring for the fields."""
 
   name: str
-  needs: str
+  scoring: PerBatch | FromTraining | None
   pick: Pick
   modes: tuple[str, ...] = MODES
-  # For `UNCERTAINTY`: logits [batch, classes] -> float32 [batch], higher =
-  # more uncertain; run inside the jitted scoring step.
-  uncertainty: Callable[[Any], Any] | None = None
   seeded: bool = False
+  scores_compare: bool = False
 
   def __post_init__(self):
-    if self.needs not in NEEDS:
-      raise ValueError(f'method {self.name!r}: needs={self.needs!r}, '
-                       f'expected one of {NEEDS}')
-    if (self.needs == UNCERTAINTY) != (self.uncertainty is not None):
-      raise ValueError(f'method {self.name!r}: an uncertainty function is '
-                       f'required exactly when needs={UNCERTAINTY!r}')
+    if not isinstance(self.scoring, (PerBatch, FromTraining, type(None))):
+      raise ValueError(f'method {self.name!r}: scoring={self.scoring!r}, '
+                       'expected None, a PerBatch or a FromTraining')
     unknown = set(self.modes) - set(MODES)
     if unknown or not self.modes:
       raise ValueError(f'method {self.name!r}: modes={self.modes!r}, '
                        f'expected a non-empty subset of {MODES}')
+    if self.scores_compare and not isinstance(self.scoring, PerBatch):
+      raise ValueError(f'method {self.name!r}: scores_compare needs '
+                       'scores computed from the selector (a PerBatch)')
 
   @property
   def trains_selector(self) -> bool:
-    return self.needs != NOTHING
+    return self.scoring is not None
 
   @property
-  def scores_compare(self) -> bool:
-    """Whether proxy and target scores can be compared (agreement files)."""
-    return self.needs == UNCERTAINTY
+  def counts_forgetting(self) -> bool:
+    """Whether its selector must count forgetting events as it trains."""
+    return isinstance(self.scoring, FromTraining)
+
+  def scores(self, trained: Any, learner: Any, mesh: Any,
+             labeled: Any | None = None) -> Any:
+    """What `pick` ranks by (None for a method that trains no selector).
+
+    `trained` is `learner`'s experiment.Fit; `labeled` (bool [pool]) the
+    points the pick may not take.
+    """
+    if self.scoring is None:
+      return None
+    return self.scoring.scores(trained, learner, mesh, labeled)
 
 
 _REGISTRY: dict[str, SelectionMethod] = {}
@@ -135,21 +209,44 @@ def _pick_k_centers(features, labeled, k, key, mesh):
   return selection.greedy_k_centers(features, labeled, k, mesh=mesh)
 
 
+def uncertainty_of(logits, measure):
+  """`measure` of the logits in float32, with -0.0 and 0.0 one value.
+
+  How every top-k-by-uncertainty method scores (selection.apply_measure);
+  a `PerBatch` fn of the logits, partially applied to its measure once.
+  """
+  from svp_jax import selection  # pylint: disable=g-import-not-at-top
+  return selection.apply_measure(logits, measure)
+
+
 def _builtin_measure(name: str, logits):
   from svp_jax import selection  # pylint: disable=g-import-not-at-top
   return selection.UNCERTAINTY_MEASURES[name](logits)
 
 
-register(SelectionMethod('random', NOTHING, _pick_random))
+def _features(features):
+  return features  # k-centers works on the penultimate features themselves.
+
+
+def _forgetting_scores(record):
+  from svp_jax import train  # pylint: disable=g-import-not-at-top
+  return train.forgetting_scores(record)
+
+
+register(SelectionMethod('random', None, _pick_random))
 # The measures of svp_jax.selection.UNCERTAINTY_MEASURES; one partial each,
-# made once, so a jitted scoring step keyed by it compiles once.
+# made once, so a jitted scoring step keyed by it compiles once. Labeled
+# points are never scored: top-k could not pick them.
 for _name in ('least_confidence', 'entropy', 'margin'):
-  register(SelectionMethod(_name, UNCERTAINTY, _pick_top_k,
-                           uncertainty=functools.partial(_builtin_measure,
-                                                         _name)))
+  register(SelectionMethod(
+      _name, PerBatch((LOGITS,), functools.partial(
+          uncertainty_of, measure=functools.partial(_builtin_measure, _name)),
+                      unlabeled_only=True),
+      _pick_top_k, scores_compare=True))
 # Core-set only: forgetting is counted over a training run on the whole pool.
 # Counts are small integers, so the subset's boundary falls inside a large
 # tie class: the run's key, not dataset order, chooses within it.
-register(SelectionMethod('forgetting_events', FORGETTING,
+register(SelectionMethod('forgetting_events', FromTraining(_forgetting_scores),
                          _pick_top_k_random_ties, modes=('coreset',)))
-register(SelectionMethod('kcenters', FEATURES, _pick_k_centers, seeded=True))
+register(SelectionMethod('kcenters', PerBatch((FEATURES,), _features),
+                         _pick_k_centers, seeded=True))

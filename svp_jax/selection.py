@@ -455,7 +455,7 @@ def greedy_k_centers_with_radii(
       the `data` axis of `mesh` or placed there by this function. n need not
       divide the device count: rows are padded internally. Selection works
       on the transpose [d, n]: pass a Fortran-ordered NumPy array (as
-      scoring.pool_features returns) and that is a free view; anything else is
+      scoring.pool_outputs returns) and that is a free view; anything else is
       transposed once, a second copy of the features while selecting.
     labeled_mask: [n] bool; labeled points are the initial centers.
     k: number of centers to add (static: one compile per (n, d, k)).
@@ -480,7 +480,7 @@ def greedy_k_centers_with_radii(
   if valid_mask is None:
     valid_mask = jnp.ones((n,), bool)
   # Transposed to feature-major: a free view of a Fortran-ordered array (as
-  # scoring.pool_features returns them), one copy otherwise.
+  # scoring.pool_outputs returns them), one copy otherwise.
   return _k_centers_jit(
       features.T, jnp.asarray(labeled_mask), jnp.asarray(valid_mask), k=k,
       mesh=sharding.make_mesh() if mesh is None else mesh, chunk_size=chunk_size)

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from svp_jax import distributed
+from svp_jax import methods
 from svp_jax import models
 from svp_jax import scoring
 from svp_jax import selection
@@ -45,8 +46,9 @@ def compute(mesh) -> dict[str, np.ndarray]:
       state, model, CFG, images,
       measure=selection.UNCERTAINTY_MEASURES['least_confidence'],
       batch_size=64, mesh=mesh)
-  features = scoring.pool_features(state, model, CFG, images, batch_size=64,
-                                   mesh=mesh)
+  features = scoring.pool_outputs(state, model, CFG, images,
+                                 methods.get('kcenters').scoring,
+                                 batch_size=64, mesh=mesh)
   return {
       'scores': scores, 'features': features,
       'top_k': np.asarray(selection.select_top_k(scores, labeled, K)),
