@@ -207,12 +207,20 @@ def select_all(job: experiment.Job, names: tuple[str, ...],
   return selections
 
 
+def _same_fit(a: dict[str, Any], b: dict[str, Any]) -> bool:
+  """Whether two MODEL_COLUMNS rows are one training (seconds aside)."""
+  return all(a.get(c) == b.get(c) for c in run_files.MODEL_COLUMNS
+             if not c.endswith('_time'))
+
+
 def write_selection_tables(workdir: str, selections: dict[str, Any]):
   """proxy.csv at the top, each method's selection.csv in its folder."""
   proxy_rows = []
   for _, record in selections.values():
-    # One row unless a resume had to train the proxy again.
-    if record['proxy'] and record['proxy'] not in proxy_rows:
+    # One row per proxy: a run resumed while ranking restores (or trains
+    # again) the same proxy, whose row differs only in its seconds.
+    if record['proxy'] and not any(
+        _same_fit(record['proxy'], row) for row in proxy_rows):
       proxy_rows.append(record['proxy'])
   results.write_csv(os.path.join(workdir, run_files.PROXY_CSV), proxy_rows,
                     run_files.MODEL_COLUMNS)

@@ -28,7 +28,10 @@ is never removed: one made blank (or its row deleted) is refused, naming
 the file and line; write the right class to correct it. A new
 `labeling.answers` file is the newest word on the ids it answers (one it
 answers otherwise: a correction). When two files newly give one id
-different answers, nothing is merged either.
+different answers, nothing is merged either. A training a stopped command
+saved is resumed only if nothing was merged since: a merge removes the
+saved trainings (one resumed after a correction would keep what it learnt
+from the old label).
 
 Answers match the class names after stripping spaces and Unicode NFC (a
 name typed on macOS matches), case-sensitively. Files saved by a
@@ -62,7 +65,10 @@ Files (workdir):
                         labeling config (svp_jax.label_studio; images that
                         Label Studio cannot serve get none, with a warning).
   queries/round_<r>.index  the ids asked (kept apart from the file a person
-                        edits; written last: the round counts as asked).
+                        edits; written last: the round counts as asked). A
+                        query file a stopped run left without its index is
+                        written again by the next run with the answers a
+                        person put in it.
   queries/test.index    the test examples (with labeling.test_examples).
   queries/answers_<n>.<ext>  each new `labeling.answers` file, copied: the
                         history can be merged again from the workdir alone.
@@ -428,6 +434,19 @@ def plan_merge(store: list[dict[str, Any]], sources: list[Source],
   return rows
 
 
+def sync_round_counts(workdir: str, store: list[dict[str, Any]]):
+  """rounds.csv's answered and corrections of each round, where they
+  differ from the store's counts (round_counts)."""
+  path = os.path.join(workdir, ROUNDS_CSV)
+  rows = {r['round']: r for r in (results.read_csv(path)
+                                  if os.path.exists(path) else [])}
+  for round_index in sorted({r['round'] for r in store}):
+    counts = round_counts(store, round_index)
+    row = rows.get(round_index, {})
+    if any(row.get(c) != n for c, n in counts.items()):
+      update_rounds(workdir, round_index, **counts)
+
+
 def round_counts(store: list[dict[str, Any]], round_index: int
                  ) -> dict[str, int]:
   """rounds.csv's answered (ids labeled) and corrections of a round."""
@@ -691,11 +710,17 @@ def merge_answers(session: Session, workdir: str) -> Labels:
     logging.info('Copied %s to %s.', session.answers,
                  os.path.join(workdir, copy_to))
   if rows:
+    # Trainings saved in the round's checkpoints learnt the labels before
+    # this merge; one resumed at the same size after a correction would
+    # keep what it learnt from the old label. Removed before the store is
+    # written: a kill in between merges (and removes) again.
+    preemption.remove(active.round_checkpoints_dir(workdir))
     store = store + rows
     write_store(workdir, store)
     log_merge(rows)
-    for round_index in sorted({r['round'] for r in rows}):
-      update_rounds(workdir, round_index, **round_counts(store, round_index))
+  # From the store: also after a run stopped between writing the store and
+  # rounds.csv.
+  sync_round_counts(workdir, store)
   return current_labels(session.file_labels, store, session.class_names,
                         test_mask(session, test_ids))
 
@@ -786,22 +811,20 @@ def ask(session: Session, workdir: str, key: np.ndarray, labels: Labels,
   trained = measured['trained']
   if trained is not None:
     predicted, confidence = predictions(exp, trained, asked)
+  path = query_path(workdir, round_index)
+  given = interrupted_answers(path, asked)
   rows = [{'id': int(i), 'example': session.examples[i],
            'predicted': (session.class_names[predicted[j]]
                          if trained is not None else ''),
            'confidence': (f'{confidence[j]:.4f}' if trained is not None
                           else ''),
-           'answer': ''} for j, i in enumerate(asked)]
+           'answer': given.get(int(i), '')} for j, i in enumerate(asked)]
   write_label_studio_tasks(session, workdir, round_index, rows)
-  path = query_path(workdir, round_index)
   write_rows(path, [dict(row, example=spreadsheet_safe(row['example']),
                          predicted=spreadsheet_safe(row['predicted']))
                     for row in rows], QUERY_COLUMNS)
   if test_ids is not None:
     experiment.write_index(test_index_path(workdir), test_ids)
-  # Written last: a round counts as asked once its query file is complete.
-  experiment.write_index(asked_path(workdir, round_index), asked)
-  preemption.remove(active.round_checkpoints_dir(workdir))
   selector = measured['selector']
   update_rounds(workdir, round_index, labeled=int(labels.training.sum()),
                 asked=len(rows),
@@ -810,6 +833,10 @@ def ask(session: Session, workdir: str, key: np.ndarray, labels: Labels,
                 else 0.0,
                 scoring_seconds=measured['scoring_seconds'],
                 ranking_seconds=measured['ranking_seconds'])
+  # Written last: a round counts as asked once its query file and its row
+  # of rounds.csv are complete (a run stopped before asks it again).
+  experiment.write_index(asked_path(workdir, round_index), asked)
+  preemption.remove(active.round_checkpoints_dir(workdir))
   tests = '' if test_ids is None else f' ({len(test_ids)} test examples)'
   message = (f'round {round_index}: wrote {len(rows)} queries{tests} to '
              f'{path}; fill in its answer column with one of '
@@ -818,6 +845,34 @@ def ask(session: Session, workdir: str, key: np.ndarray, labels: Labels,
   logging.info('%s', message)
   return {'round': round_index, 'queries': path, 'picked': picked,
           'message': message}
+
+
+def interrupted_answers(path: str, asked: np.ndarray) -> dict[int, str]:
+  """Answers already in a round's query file that a run stopped before
+  writing the round's index (so the round does not count as asked): a
+  person may have answered it. They are kept in the file written again.
+
+  Raises:
+    AnswerError: the file answers an id the round no longer asks (answers
+      merged meanwhile changed the selection); nothing is written.
+  """
+  if not os.path.exists(path):
+    return {}
+  given = {}
+  for line, row in read_table(path, ('id', 'answer')):
+    index, answer = parse_id(row.get('id') or ''), row.get('answer') or ''
+    if answer.strip():
+      if index is None:
+        raise AnswerError(f'{path}, line {line}: id {row.get("id")!r} is not '
+                          'a pool index')
+      given[index] = answer
+  gone = sorted(set(given) - set(np.asarray(asked).tolist()))
+  if gone:
+    raise AnswerError(
+        f'{path} was written by a run stopped before the round counted as '
+        f'asked, and answers ids {gone} that this round no longer asks; move '
+        'it aside to keep its answers, then run again')
+  return given
 
 
 def write_label_studio_tasks(session: Session, workdir: str,
