@@ -29,7 +29,7 @@ from absl import app
 from absl import flags
 
 from benchmarks import flops
-from svp_jax import models
+from svp_jax import model_registry
 from svp_jax import text_models
 
 _OUT = flags.DEFINE_string('out', 'benchmarks/results/cost_model.md',
@@ -96,9 +96,8 @@ class Dataset:
   selectors: tuple[Selector, ...]
 
 
-def _forward(name, num_classes, shape, text=False):
-  model = (text_models.create_text_model(name, num_classes) if text
-           else models.create_model(name, num_classes))
+def _forward(name, num_classes, shape):
+  model = model_registry.create_default(name, num_classes)
   return flops.forward_flops_per_image(model, shape)
 
 
@@ -127,10 +126,10 @@ def datasets() -> tuple[Dataset, ...]:
       Dataset('Amazon polarity', 3_600_000,
               (72_000, 288_000) + (360_000,) * 4, (
                   Selector('VDCNN29 (baseline)',
-                           _forward('vdcnn29-maxpool', 2, chars, text=True),
+                           _forward('vdcnn29-maxpool', 2, chars),
                            15, 2048),
                   Selector('VDCNN9 (proxy)',
-                           _forward('vdcnn9-maxpool', 2, chars, text=True),
+                           _forward('vdcnn9-maxpool', 2, chars),
                            15, 2048),
                   Selector('fastText (proxy)', 0.0, 5, 10,
                            example_seconds=FASTTEXT_EXAMPLE_SECONDS))),

@@ -10,14 +10,14 @@ budget. `quick` makes any of them a CPU plumbing run (preact8 / preact20).
 """
 
 from configs import common
-from svp_jax import models
+from svp_jax import model_registry
 
 # Piecewise-constant learning rates as ((epochs, lr), ...), set per epoch.
 LR_SCHEDULE = ((1, 0.01), (90, 0.1), (45, 0.01), (45, 0.001))  # 181 ep.
 # The fewer-epochs proxy of the paper (50 epochs).
 FEWER_EPOCHS_LR_SCHEDULE = ((1, 0.01), (45, 0.1), (4, 0.01))
 # The pre-activation ResNets of the paper (preact8 is for tests only).
-MODELS = tuple(m for m in models.MODEL_NAMES
+MODELS = tuple(m for m in model_registry.names('image')
                if m.startswith('preact') and m != 'preact8')
 TARGET = 'preact164'
 

@@ -14,7 +14,7 @@ data.image_size, prepared once from the ILSVRC2012 tars (BUILD.md,
 
 from configs import common
 from svp_jax import data
-from svp_jax import models
+from svp_jax import model_registry
 from svp_jax.data import imagenet as imagenet_data
 
 DATASET = imagenet_data.NAME
@@ -24,7 +24,8 @@ LR_SCHEDULE = WARMUP + ((25, 0.1), (30, 0.01), (20, 0.001), (20, 0.0001))
 # The paper's fewer-epochs proxy schedule (45 epochs).
 FEWER_EPOCHS_LR_SCHEDULE = WARMUP + ((25, 0.1), (15, 0.01))
 BATCH_SIZE = 256
-MODELS = tuple(m for m in models.MODEL_NAMES if m.startswith('resnet'))
+MODELS = tuple(m for m in model_registry.names('image')
+               if m.startswith('resnet'))
 # The README's ImageNet core-set keeps 60%: 768,700 of the 1,281,167 images.
 CORESET_SUBSET = 0.6
 QUICK_IMAGE_SIZE = 64

@@ -12,7 +12,7 @@ a VDCNN29. `quick`: a CPU plumbing run (3,000 documents, 1 epoch).
 """
 
 from configs import common
-from svp_jax import text_models
+from svp_jax import model_registry
 
 # VDCNN's recipe: 15 epochs, halving the rate every 3; batch 128, wd 1e-4.
 AMAZON_LR_SCHEDULE = ((3, 0.01), (3, 0.005), (3, 0.0025), (3, 0.00125),
@@ -34,7 +34,7 @@ TARGET = SELECTORS['vdcnn29']
 CORESET_SUBSET = 0.6
 
 TRAIN_ARGUMENTS = common.Arguments(
-    model=common.Choice(text_models.TEXT_MODEL_NAMES,
+    model=common.Choice(model_registry.names('text'),
                         f'vdcnn9-{VDCNN_DOWNSAMPLING}', 'MODEL'),
     quick=common.FLAG)
 ACTIVE_ARGUMENTS = common.Arguments(method=common.active_method(),
@@ -45,7 +45,7 @@ CORESET_ARGUMENTS = common.Arguments(
 
 
 def model_section(model, lr_schedule=None):
-  """`model` (a name of text_models.TEXT_MODEL_NAMES) with its own recipe.
+  """`model` (a name of model_registry.names('text')) with its own recipe.
 
   fastText: plain SGD (no momentum, weight decay or smoothing), batch 16
   (the step sums the examples' losses, so each example moves the weights
@@ -57,13 +57,14 @@ def model_section(model, lr_schedule=None):
     section = common.model_section(
         model, lr_schedule or FASTTEXT_LR_SCHEDULE, batch_size=16,
         weight_decay=0.0, momentum=0.0, augment=False)
-    section.model.num_buckets = text_models.DEFAULT_NUM_BUCKETS
-    # n-gram ids kept per document (0: as many as the longest has).
-    section.model.max_ids = 0
   else:
     section = common.model_section(model, lr_schedule or AMAZON_LR_SCHEDULE,
                                    weight_decay=1e-4, augment=False)
-    section.model.document_length = text_models.DOCUMENT_LENGTH
+  # Its options at their defaults, written out so a run records them
+  # (fastText: num_buckets, max_ids; VDCNN: document_length; what each
+  # means: svp_jax.text_models).
+  for option in model_registry.get(model).options:
+    section.model[option.key] = option.default
   return section
 
 

@@ -29,8 +29,8 @@ import ml_collections
 import numpy as np
 
 from svp_jax import data
-from svp_jax import inputs
 from svp_jax import methods
+from svp_jax import model_registry
 from svp_jax import preemption
 from svp_jax import results
 from svp_jax import run_files
@@ -69,8 +69,9 @@ class Learner:
   batch_size: int
   eval_batch_size: int
   lr_schedule: tuple[tuple[int, float], ...]
-  # The pool and test examples as this model reads them (svp_jax.inputs):
-  # the loaded arrays themselves for images, an encoding for text. Training
+  # The pool and test examples as this model reads them (its registry
+  # entry's encoding, svp_jax.model_registry): the loaded arrays themselves
+  # for images, an encoding for text. Training
   # reads `pool_inputs`; scoring reads `pool_eval_inputs`, which differ only
   # where augmentation happens while decoding (ImageNet's crops).
   pool_inputs: Any = None
@@ -140,9 +141,9 @@ def load_job(config: ml_collections.ConfigDict, workdir: str,
     check_all_labeled(pool[1], f'{config.data.name} {info.train_split} split')
   roles = tuple(sections)
   models = [sections[role].model for role in roles]
-  # Models that read the same encoding share one (svp_jax.inputs).
-  encoded = zip(inputs.encode_each_timed(models, info, pool[0]),
-                inputs.encode_each(models, info, test[0]))
+  # Models that read the same encoding share one (svp_jax.model_registry).
+  encoded = zip(model_registry.encode_each_timed(models, pool[0]),
+                model_registry.encode_each(models, test[0]))
   learners = {role: make_learner(sections[role], info, pool_inputs,
                                  test_inputs, pool_seconds)
               for role, ((pool_inputs, pool_seconds), test_inputs)
@@ -184,15 +185,23 @@ def check_test_labeled(section, split: str, labels: np.ndarray):
 def make_learner(section, info: data.DatasetInfo, pool_inputs: Any,
                  test_inputs: Any, pool_encoding_seconds: float = 0.0
                  ) -> Learner:
-  """The learner of `section`; inputs as `inputs.encode` makes them."""
+  """The learner of `section`; inputs as its model's encoding makes them
+  (model_registry.encode_each).
+
+  Training reads the pool's training view: streamed ImageNet loads as an
+  eval view (resize + center crop, what pool scoring and testing read), and
+  trains on its random-resized-crop view when the recipe augments.
+  """
   tc = section.train
+  train_view = (pool_inputs.with_mode('train')
+                if info.host_augmentation and tc.augment else pool_inputs)
   return Learner(
       name=section.model.name,
-      model=inputs.create_model(section.model, info),
+      model=model_registry.create_model(section.model, info),
       cfg=train.step_config(tc, info),
       batch_size=tc.batch_size, eval_batch_size=tc.eval_batch_size,
       lr_schedule=tuple((int(e), float(lr)) for e, lr in tc.lr_schedule),
-      pool_inputs=inputs.training_view(pool_inputs, info, tc.augment),
+      pool_inputs=train_view,
       test_inputs=test_inputs, pool_eval_inputs=pool_inputs,
       pool_encoding_seconds=pool_encoding_seconds)
 

@@ -14,6 +14,8 @@ parameters for 1000 classes.
 
 Every model maps `(images, train, mask)` to `(logits, features)`, where
 `features` is the input of the final linear layer (what greedy k-centers uses).
+Each architecture is one entry of ARCHITECTURES, declared to the model
+registry (svp_jax.model_registry) by its spec in SPECS.
 `mask` marks the real examples of a padded batch so that BatchNorm statistics
 ignore padding: the reference keeps the last partial batch of an epoch, and
 padding it to a fixed shape must not change its statistics.
@@ -32,6 +34,8 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from svp_jax.model_spec import ModelSpec
 
 # A drop-in for lax.conv_general_dilated that also takes a keyword
 # `fallback`: the convolution the model would use itself, for whatever the
@@ -432,6 +436,18 @@ def feature_dim(name: str) -> int:
   """Width of the penultimate feature vector of model `name`."""
   network, block, _ = ARCHITECTURES[name]
   return network.stage_planes[-1] * block.expansion
+
+
+def _spec(name: str) -> ModelSpec:
+  """The registry's entry of architecture `name`: pixels as loaded."""
+  return ModelSpec(
+      name=name, modality='image', module=ARCHITECTURES[name][0],
+      create=lambda section, num_classes, conv_general_dilated: (
+          create_model(name, num_classes, conv_general_dilated)),
+      feature_dim=lambda section: feature_dim(name))
+
+
+SPECS = tuple(_spec(name) for name in ARCHITECTURES)
 
 
 def count_params(params: Any) -> int:

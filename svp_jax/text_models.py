@@ -14,7 +14,18 @@
 Like `svp_jax.models`, every model maps `(inputs, train, mask)` to
 `(logits, features)`, `features` being the input of the final linear layer
 (what greedy k-centers uses). Inputs are host-prepared integer arrays:
-`quantize` (characters, VDCNN) and `fasttext_ids` (hashed n-grams, fastText).
+`quantize` (characters, VDCNN) and `fasttext_ids` (hashed n-grams, fastText),
+each model's `Encoding` of a text dataset's documents. A proxy and a target
+of different kinds therefore see the same examples, in the same order,
+encoded twice.
+
+Each model is declared to the model registry (svp_jax.model_registry) by
+its spec in SPECS, with the keys its `model` config section may set:
+  document_length  VDCNN: characters kept per document (default 1014, the
+                   reference's; at least MIN_DOCUMENT_LENGTH).
+  num_buckets      fastText: rows of the hashed n-gram table (default 10M).
+  max_ids          fastText: n-gram ids kept per document (default 0: as
+                   many as the longest document has).
 """
 
 from collections.abc import Sequence
@@ -27,6 +38,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from svp_jax.model_spec import Encoding
+from svp_jax.model_spec import IntOption
+from svp_jax.model_spec import ModelSpec
 from svp_jax.models import MaskedBatchNorm
 # Aliased: `train` is the models' training-mode flag here.
 from svp_jax import train as trainer
@@ -43,6 +57,9 @@ PAD_INDEX = 0
 UNKNOWN_INDEX = 1
 CHAR_VOCAB_SIZE = len(ALPHABET) + 2  # 69
 DOCUMENT_LENGTH = 1014
+# The shortest document VDCNN can read: 3 halvings still leave k-max
+# pooling (k = 8) its 8 positions.
+MIN_DOCUMENT_LENGTH = 64
 
 
 def _char_table() -> np.ndarray:
@@ -409,3 +426,40 @@ def create_text_model(name: str, num_classes: int,
 def feature_dim(name: str, dim: int = 10) -> int:
   """Width of the `features` output of text model `name`."""
   return dim if name == 'fasttext' else VDCNN.hidden
+
+
+# fastText's table is both the model's rows and the ids' hash modulus.
+NUM_BUCKETS = IntOption('num_buckets', DEFAULT_NUM_BUCKETS, 1)
+MAX_IDS = IntOption('max_ids', 0, 0)
+LENGTH = IntOption('document_length', DOCUMENT_LENGTH, MIN_DOCUMENT_LENGTH)
+
+
+def _fasttext_encoding(section: Any) -> Encoding:
+  return Encoding(fasttext_ids,
+                  (NUM_BUCKETS.value(section), MAX_IDS.value(section) or None))
+
+
+def _character_encoding(section: Any) -> Encoding:
+  return Encoding(quantize, (LENGTH.value(section),))
+
+
+FASTTEXT_SPEC = ModelSpec(
+    name='fasttext', modality='text', module=FastText,
+    create=lambda section, num_classes, conv_general_dilated: (
+        create_text_model('fasttext', num_classes,
+                          NUM_BUCKETS.value(section))),
+    feature_dim=lambda section: feature_dim('fasttext'),
+    encoding=_fasttext_encoding, options=(NUM_BUCKETS, MAX_IDS))
+
+
+def _vdcnn_spec(name: str) -> ModelSpec:
+  return ModelSpec(
+      name=name, modality='text', module=VDCNN,
+      create=lambda section, num_classes, conv_general_dilated: (
+          create_text_model(name, num_classes)),
+      feature_dim=lambda section: feature_dim(name),
+      encoding=_character_encoding, options=(LENGTH,))
+
+
+SPECS = tuple(FASTTEXT_SPEC if name == 'fasttext' else _vdcnn_spec(name)
+              for name in TEXT_MODEL_NAMES)

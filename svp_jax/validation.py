@@ -4,8 +4,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from svp_jax import data
-from svp_jax import inputs
 from svp_jax import methods
+from svp_jax import model_registry
 from svp_jax import train
 
 MODES = ('train', 'active', 'coreset', 'precomputed', 'label')
@@ -142,30 +142,27 @@ def check_model(section, prefix: str, info: data.DatasetInfo):
 
   `section` holds both (the config itself, or its selector/target section);
   `info` is the dataset's (data.configured_info). Call after check_data.
+  What a model takes and checks is its registry entry's
+  (svp_jax.model_registry).
   """
   name = section.model.name
-  check_choice(f'{prefix}model.name', name, inputs.model_names(info))
+  check_choice(f'{prefix}model.name', name,
+               model_registry.names(info.modality))
+  spec = model_registry.get(name)
   check_train(section.train, f'{prefix}train')
   if info.modality == 'text' and section.train.augment:
     _fail(f'{prefix}train.augment', section.train.augment,
           f'{info.name} is text, which has no augmentation: expected False')
   # A model's own training step may ignore recipe settings (fastText's is
   # plain SGD, as the reference's fastText program): those must be 0.
-  hooks = train.hooks_for(inputs.create_model(section.model, info))
+  hooks = train.hooks_for(spec.module)
   for key in hooks.zero_settings:
     if section.train[key]:
       _fail(f'{prefix}train.{key}', section.train[key],
             f'{hooks.zero_reason}: expected 0')
-  if info.modality != 'text':
-    return
-  if name == 'fasttext':
-    check_int(f'{prefix}model.num_buckets',
-              section.model.get('num_buckets', 1), 1)
-    check_int(f'{prefix}model.max_ids', section.model.get('max_ids', 0), 0)
-  else:
-    check_int(f'{prefix}model.document_length',
-              section.model.get('document_length', inputs.MIN_DOCUMENT_LENGTH),
-              inputs.MIN_DOCUMENT_LENGTH)
+  for option in spec.options:
+    check_int(f'{prefix}model.{option.key}', option.value(section.model),
+              option.minimum)
 
 
 def validate_active_config(config):

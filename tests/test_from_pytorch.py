@@ -46,7 +46,7 @@ from svp_jax import active
 from svp_jax import coreset
 from svp_jax import data
 from svp_jax import experiment
-from svp_jax import inputs
+from svp_jax import model_registry
 from svp_jax import run_files
 from svp_jax import text_models
 from svp_jax import validation
@@ -670,7 +670,7 @@ def svp_jax_role(section, info):
     return fasttext_learner(
         t.lr_schedule, t.momentum, t.weight_decay, t.augment,
         num_buckets=section.model.num_buckets,
-        dim=inputs.create_model(section.model, info).dim,
+        dim=model_registry.create_model(section.model, info).dim,
         ngrams=svp_jax_fasttext_ngrams(),
         # Every word gets a (hashed) row, as at fastText's min count 1.
         min_count=1,

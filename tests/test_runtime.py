@@ -11,7 +11,7 @@ import types
 
 import pytest
 
-from svp_jax import inputs
+from svp_jax import model_registry
 from svp_jax import models
 from svp_jax import runtime
 from svp_jax.cpu import conv as cpu_conv
@@ -141,13 +141,14 @@ def test_configure_on_without_glibc_fails(fresh, monkeypatch):
 
 def test_unconfigured_runtime_reads_the_environment(fresh, monkeypatch):
   del fresh
-  # What inputs.create_model reads of a dataset's info and model section.
+  # What model_registry.create_model reads of a dataset's info and model
+  # section.
   info = types.SimpleNamespace(modality='image', num_classes=10)
   section = types.SimpleNamespace(name='preact8')
   for mode in runtime.CONV_MODES:
     monkeypatch.setenv(runtime.CONV_ENV, mode)
     assert runtime.current() == runtime.Runtime(mode, False)
-    model = inputs.create_model(section, info)
+    model = model_registry.create_model(section, info)
     assert model.conv_general_dilated is runtime.convolution(mode)
 
 

@@ -16,10 +16,9 @@ from configs import common
 from configs import text
 from svp_jax import active
 from svp_jax import coreset
-from svp_jax import data
-from svp_jax import inputs
 from svp_jax import jobs
 from svp_jax import methods
+from svp_jax import model_registry
 from svp_jax import run_files
 from svp_jax import sharding
 from svp_jax import text_models
@@ -138,24 +137,25 @@ def test_sparse_step_is_the_same_on_8_devices_as_on_1():
 
 
 def test_text_models_read_their_own_encoding():
-  info = data.dataset_info('rotten_tomatoes')
   documents = np.array(['A fine film.', 'Dull, dull, dull!'], object)
   chars = text.model_section('vdcnn9-conv').model
   chars.document_length = 80
   ngrams = text.model_section('fasttext').model
   ngrams.num_buckets = 1000
-  encoded_chars, encoded_ngrams, same_chars = inputs.encode_each(
-      [chars, ngrams, chars], info, documents)
+  encoded_chars, encoded_ngrams, same_chars = model_registry.encode_each(
+      [chars, ngrams, chars], documents)
   assert encoded_chars.shape == (2, 80) and encoded_chars.dtype == np.uint8
   assert encoded_ngrams.dtype == np.int32
   assert encoded_ngrams.max() < 1000
   assert same_chars is encoded_chars  # Encoded once, shared.
-  timed = inputs.encode_each_timed([chars, ngrams, chars], info, documents)
+  timed = model_registry.encode_each_timed([chars, ngrams, chars], documents)
   assert [seconds > 0 for _, seconds in timed] == [True, True, True]
   assert timed[0][1] == timed[2][1]  # One encoding, its seconds to each.
-  image_info = data.dataset_info('fashion_mnist')
+  # An image model reads the arrays as loaded: nothing made, 0 seconds.
+  pixels = common.model_section('preact8', ((1, 0.1),)).model
   images = np.zeros((2, 28, 28, 1), np.uint8)
-  assert inputs.encode(chars, image_info, images) is images
+  (as_loaded, seconds), = model_registry.encode_each_timed([pixels], images)
+  assert as_loaded is images and seconds == 0.0
 
 
 def _valid_text_config():
@@ -243,7 +243,7 @@ def test_vdcnn_train_job_from_the_train_config(text_dirs, tmp_path):
 
 def test_config_text_models_are_the_text_models():
   assert text.TRAIN_ARGUMENTS.spec['model'].allowed() == (
-      text_models.TEXT_MODEL_NAMES)
+      model_registry.names('text')) == text_models.TEXT_MODEL_NAMES
 
 
 @pytest.mark.parametrize('dataset', ['amazon_review_polarity',

@@ -450,7 +450,7 @@ def load(info: DatasetInfo, split: str, options: registry.LoadOptions
   """The family's loader (`registry.Loader`): the split's eval view.
 
   Resize + center crop at `options.image_size` (default 224); training reads
-  its crop view of the same pool (svp_jax.inputs.training_view). Nothing is
+  its crop view of the same pool (svp_jax.experiment.make_learner). Nothing is
   downloaded and nothing is held in memory, whatever `options` say.
   """
   return load_imagenet_split(

@@ -21,7 +21,8 @@ class DatasetInfo:
   train_split: str
   test_split: str
   # 'image' (arrays fed as they are) or 'text' (documents, encoded for each
-  # model by svp_jax.inputs).
+  # model as its spec says: svp_jax.model_registry). Also which models it
+  # takes (a ModelSpec's modality).
   modality: str = 'image'
   # Training augmentation happens on the host while decoding (ImageNet's
   # random-resized crops: the split loads as an eval view with a training

@@ -235,8 +235,8 @@ def load_configured_split(data_config: Any, split: str, limit: int = 0,
   `limit` > 0 keeps the first `limit` examples (for quick runs); `seed` is
   the run's. ImageNet comes back streamed
   (svp_jax.data.imagenet.StreamingImages). Text datasets come back as an
-  object array of documents (title + ' ' + body), which `svp_jax.inputs`
-  encodes for each model.
+  object array of documents (title + ' ' + body), which each model's
+  encoding reads (svp_jax.model_registry).
   """
   inputs, labels = _process_zero_first(
       lambda: load_split(data_config.name, split,

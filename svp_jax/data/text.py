@@ -126,9 +126,9 @@ def load(info: DatasetInfo, split: str, options: registry.LoadOptions
          ) -> tuple[np.ndarray, np.ndarray]:
   """The family's loader (`registry.Loader`): documents and labels.
 
-  Documents (title + ' ' + body) as an object array, which `svp_jax.inputs`
-  encodes for each model. Nothing can be downloaded, and text is always read
-  whole, whatever `options` say.
+  Documents (title + ' ' + body) as an object array, which each model's
+  encoding reads (svp_jax.model_registry). Nothing can be downloaded, and
+  text is always read whole, whatever `options` say.
   """
   split_data = load_text_split(info.name, split, data_dir=options.data_dir,
                                manual_dir=options.manual_dir)
