@@ -34,6 +34,7 @@ from svp_jax import model_registry
 from svp_jax import preemption
 from svp_jax import results
 from svp_jax import run_files
+from svp_jax import scoring
 from svp_jax import sharding
 from svp_jax import timing
 from svp_jax import train
@@ -269,11 +270,23 @@ def method_scores(job: Job, learner: Learner, method: methods.SelectionMethod,
                   ) -> np.ndarray | None:
   """What `method` ranks by, from a selector `learner` trained as `trained`.
 
-  The method's own scoring (svp_jax.methods), run over the job's mesh;
-  `labeled` (bool [pool]) are the points it may not pick, which a method
-  that scores only unlabeled points leaves NaN.
+  The method's own scoring (svp_jax.methods): none (None), its function of
+  the selector's training record, or its per-batch function run over the
+  pool by the one shared scoring loop on the job's mesh; `labeled` (bool
+  [pool]) are the points it may not pick, which a method that scores only
+  unlabeled points leaves NaN. (The loop lives in svp_jax.scoring, which
+  imports the method registry, so the registry does not call it.)
   """
-  return method.scores(trained, learner, job.mesh, labeled)
+  scored_by = method.scoring
+  if scored_by is None:
+    return None
+  if isinstance(scored_by, methods.FromTraining):
+    # Counted over the whole pool while the selector trained.
+    return scored_by.fn(trained.forgetting)
+  return scoring.pool_scores(
+      trained.state, learner.model, learner.cfg, learner.pool_eval_inputs,
+      scored_by, batch_size=learner.eval_batch_size, mesh=job.mesh,
+      labeled=labeled)
 
 
 # ----------------------------------------------------------------------------

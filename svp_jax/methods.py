@@ -25,8 +25,9 @@ A method brings its own scoring and its own pick:
 
 Active learning (svp_jax.active), core-set selection (svp_jax.coreset),
 config validation, the configs' argument parsing and the report all read
-this registry and call its entries, never branching on a kind of method,
-so a new method is one `register` call plus its tests, even one that scores
+this registry and call its entries, never branching on a kind of method
+(experiment.method_scores runs a scoring of either kind), so a new method
+is one `register` call plus its tests, even one that scores
 by something new: BADGE's gradient embeddings are a `PerBatch` of the
 logits and the features (one row per example), picked by k-means++
 seeding. A test may register a method of its own; tests/test_methods.py
@@ -34,7 +35,8 @@ does.
 
 Importing this module imports no JAX: the report reads the registry in
 processes that never start JAX, so the built-in scorings and picks import
-svp_jax.selection, svp_jax.scoring or svp_jax.train when first called.
+svp_jax.selection or svp_jax.train when first called. It never imports
+svp_jax.scoring, which imports it.
 """
 
 from collections.abc import Callable
@@ -77,14 +79,6 @@ class PerBatch:
       raise ValueError(f'outputs={self.outputs!r}, expected a non-empty '
                        f'tuple of {OUTPUTS}')
 
-  def scores(self, trained: Any, learner: Any, mesh: Any,
-             labeled: Any | None) -> Any:
-    """The pool's scores from `learner` (an experiment.Learner) trained as
-    `trained` (an experiment.Fit)."""
-    from svp_jax import scoring  # pylint: disable=g-import-not-at-top
-    return scoring.pool_scores(
-        trained.state, learner.model, learner.cfg, learner.pool_eval_inputs,
-        self, batch_size=learner.eval_batch_size, mesh=mesh, labeled=labeled)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,10 +92,6 @@ class FromTraining:
 
   fn: Callable[[Any], Any]
 
-  def scores(self, trained: Any, learner: Any, mesh: Any,
-             labeled: Any | None) -> Any:
-    del learner, mesh, labeled  # Counted over the whole pool as it trained.
-    return self.fn(trained.forgetting)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,16 +126,6 @@ class SelectionMethod:
     """Whether its selector must count forgetting events as it trains."""
     return isinstance(self.scoring, FromTraining)
 
-  def scores(self, trained: Any, learner: Any, mesh: Any,
-             labeled: Any | None = None) -> Any:
-    """What `pick` ranks by (None for a method that trains no selector).
-
-    `trained` is `learner`'s experiment.Fit; `labeled` (bool [pool]) the
-    points the pick may not take.
-    """
-    if self.scoring is None:
-      return None
-    return self.scoring.scores(trained, learner, mesh, labeled)
 
 
 _REGISTRY: dict[str, SelectionMethod] = {}
