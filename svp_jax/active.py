@@ -46,6 +46,7 @@ from svp_jax import run_files
 from svp_jax import timing
 from svp_jax import train
 from svp_jax import validation
+from svp_jax import workdir_lock
 
 
 @dataclasses.dataclass(frozen=True)
@@ -566,6 +567,7 @@ def initial_state(config: ml_collections.ConfigDict,
                     experiment.root_key_data(config.seed), ())
 
 
+@workdir_lock.holds_workdir
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs (or resumes) an active-learning experiment; returns the summary."""
   validation.validate_active_config(config)

@@ -53,6 +53,7 @@ from svp_jax import results
 from svp_jax import run_files
 from svp_jax import timing
 from svp_jax import validation
+from svp_jax import workdir_lock
 
 
 def train_proxy(job: experiment.Job, key_data: np.ndarray,
@@ -304,6 +305,7 @@ def resolve_sizes(config: ml_collections.ConfigDict,
   return subset_size, num_seeds
 
 
+@workdir_lock.holds_workdir
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs (or resumes) a core-set experiment; returns the summary."""
   validation.validate_coreset_config(config)
@@ -406,6 +408,7 @@ def _method_folders_hint(run_dir: str) -> str:
           f'run_dir to one of {folders}')
 
 
+@workdir_lock.holds_workdir
 def run_precomputed(config: ml_collections.ConfigDict,
                     workdir: str) -> dict[str, Any]:
   """Trains the target on stored selections of `precomputed.run_dir`."""

@@ -110,6 +110,7 @@ from svp_jax import run_files
 from svp_jax import scoring
 from svp_jax import selection
 from svp_jax import validation
+from svp_jax import workdir_lock
 from svp_jax.data import files
 from svp_jax.data import own_files
 
@@ -1002,6 +1003,7 @@ def first_moved_example(session: Session, workdir: str) -> str | None:
   return None
 
 
+@workdir_lock.holds_workdir
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Runs `config.labeling.action` on the run in `workdir`."""
   validation.validate_label_config(config)

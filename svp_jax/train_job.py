@@ -25,8 +25,10 @@ from svp_jax import results
 from svp_jax import run_files
 from svp_jax import train
 from svp_jax import validation
+from svp_jax import workdir_lock
 
 
+@workdir_lock.holds_workdir
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains one model on the training split (or resumes it); reports test
   accuracy."""

@@ -2,11 +2,11 @@
 
 Two processes in one workdir (two `query` commands of the labeling loop, a
 run started twice) would overwrite each other's files, a query file a person
-is answering among them. Run by main.py, every job holds the lock from
-before it reads or writes anything in its workdir until it returns
-(svp_jax.jobs.run); a job called directly takes it in
-experiment.claim_workdir, before its first write, and keeps it for the rest
-of the process. A second process gets one error naming the holder.
+is answering among them. Every job holds the lock from before it reads or
+writes anything in its workdir until it returns (`holds_workdir` on each
+job's `run`); experiment.claim_workdir also takes it, for the rest of the
+process, should a caller claim a workdir outside a job. A second process
+gets one error naming the holder.
 
 The lock is `fcntl.flock` on WORKDIR/.lock: the operating system releases it
 when the process ends, however it ends, so a killed run never leaves a stale
@@ -19,20 +19,24 @@ On several processes (a multi-host run) only process 0 writes the workdir
 collective whether it got it, and all of them stop if it did not.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 import contextlib
 import dataclasses
 import datetime
 import errno
 import fcntl
+import functools
 import json
 import os
 import socket
 import sys
 
+from typing import Any, TypeVar
+
 from svp_jax import results
 
 LOCK_FILE = '.lock'
+T = TypeVar('T')
 
 
 class WorkdirError(ValueError):
@@ -87,6 +91,19 @@ def hold(workdir: str, what: str) -> Iterator[None]:
     held.count -= 1
     if held.count == 0:
       _release(key, held)
+
+
+def holds_workdir(job: Callable[[Any, str], T]) -> Callable[[Any, str], T]:
+  """`job(config, workdir)` run holding `workdir`'s lock, released when it
+  returns: a job called in-process (a test, a script) frees its workdir as
+  main.py's does, and keeps no lock file open for the rest of the process."""
+
+  @functools.wraps(job)
+  def held(config: Any, workdir: str) -> T:
+    with hold(workdir, str(config.get('mode'))):
+      return job(config, workdir)
+
+  return held
 
 
 def _key(workdir: str) -> str:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 
+import ml_collections
 import numpy as np
 import pytest
 
@@ -371,3 +372,20 @@ def test_a_labeling_loop_asks_again_once_its_rounds_are_extended(
   assert labeling.run(config, loop)['round'] == 2
   recorded = results.read_json(os.path.join(loop, run_files.CONFIG_JSON))
   assert recorded['selection']['rounds'] == [3.0, 3.0]
+
+
+def test_every_job_holds_its_workdir_only_while_it_runs(tmp_path):
+  # Called in-process (tests, scripts), a job frees its workdir when it
+  # returns, as under main.py, and keeps no lock file open after it.
+  assert all(hasattr(job, '__wrapped__') for job in jobs.JOBS.values())
+  seen = []
+
+  @workdir_lock.holds_workdir
+  def job(config, workdir):
+    seen.append(workdir_lock.is_held(workdir))
+    return config.mode
+
+  workdir = str(tmp_path / 'run')
+  config = ml_collections.ConfigDict({'mode': 'active'})
+  assert job(config, workdir) == 'active'
+  assert seen == [True] and not workdir_lock.is_held(workdir)
