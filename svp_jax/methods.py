@@ -189,6 +189,12 @@ def _pick_k_centers(features, labeled, k, key, mesh):
   return selection.greedy_k_centers(features, labeled, k, mesh=mesh)
 
 
+def _pick_kmeans_pp(embeddings, labeled, k, key, mesh):
+  from svp_jax import selection  # pylint: disable=g-import-not-at-top
+  # Seeded among the unlabeled points only: the labeled are not centers.
+  return selection.kmeans_pp_seeding(embeddings, labeled, k, key, mesh=mesh)
+
+
 def uncertainty_of(logits, measure):
   """`measure` of the logits in float32, with -0.0 and 0.0 one value.
 
@@ -206,6 +212,11 @@ def _builtin_measure(name: str, logits):
 
 def _features(features):
   return features  # k-centers works on the penultimate features themselves.
+
+
+def _gradient_embeddings(logits, features):
+  from svp_jax import selection  # pylint: disable=g-import-not-at-top
+  return selection.gradient_embeddings(logits, features)
 
 
 def _forgetting_scores(record):
@@ -230,3 +241,13 @@ register(SelectionMethod('forgetting_events', FromTraining(_forgetting_scores),
                          _pick_top_k_random_ties, modes=('coreset',)))
 register(SelectionMethod('kcenters', PerBatch((FEATURES,), _features),
                          _pick_k_centers, seeded=True))
+# BADGE (Ash et al. 2020; svp_jax.selection, "BADGE"): the loss gradient's
+# last-layer embedding at the predicted label, one [classes * d] row per
+# unlabeled point, picked by k-means++ seeding. Active only: in a core-set
+# the proxy trained on the whole pool, where the embedding at its own
+# prediction is ~0 for the points it fits, and every label, which BADGE's
+# predicted-label gradient stands in for, is known.
+register(SelectionMethod(
+    'badge', PerBatch((LOGITS, FEATURES), _gradient_embeddings,
+                      unlabeled_only=True),
+    _pick_kmeans_pp, modes=('active',)))

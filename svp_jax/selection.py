@@ -1,4 +1,4 @@
-"""Selection functions: uncertainty scores, top-k, random and greedy k-centers.
+"""Selection functions: uncertainty, top-k, random, k-centers and BADGE.
 
 Everything here is pure and works on fixed shapes, so each function compiles
 once per (pool size, k). Shared semantics (docs/reference.md, "Active
@@ -407,19 +407,33 @@ def _pad_last(a: jax.Array, size: int, value) -> jax.Array:
   return jnp.pad(a, pad, constant_values=value)
 
 
-def _k_centers_impl(features_t: jax.Array, labeled_mask: jax.Array,
-                    valid_mask: jax.Array, *, k: int, mesh: Mesh,
-                    chunk_size: int) -> tuple[jax.Array, jax.Array]:
-  """Traced body of greedy k-centers on feature-major [d, n] features; see
-  greedy_k_centers_with_radii."""
+def _sharded_pool(features_t: jax.Array, labeled_mask: jax.Array,
+                  valid_mask: jax.Array, mesh: Mesh
+                  ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(features_t, labeled, valid) padded to whole row blocks per device.
+
+  Feature-major float32 features [d, rows], rows sharded over the mesh's
+  `data` axis; the padding points are invalid, so never picked and never
+  centers.
+  """
   n = features_t.shape[1]
-  # Padding points are invalid: never picked, never centers.
   rows = math.ceil(n / (mesh.size * _ROW_BLOCKS)) * mesh.size * _ROW_BLOCKS
   xt = _pad_last(features_t.astype(jnp.float32), rows, 0)
   valid = _pad_last(valid_mask.astype(bool), rows, False)
   labeled = _pad_last(labeled_mask.astype(bool), rows, False)
   xt = lax.with_sharding_constraint(xt,
                                     NamedSharding(mesh, P(None, DATA_AXIS)))
+  return xt, labeled, valid
+
+
+def _k_centers_impl(features_t: jax.Array, labeled_mask: jax.Array,
+                    valid_mask: jax.Array, *, k: int, mesh: Mesh,
+                    chunk_size: int) -> tuple[jax.Array, jax.Array]:
+  """Traced body of greedy k-centers on feature-major [d, n] features; see
+  greedy_k_centers_with_radii."""
+  xt, labeled, valid = _sharded_pool(features_t, labeled_mask, valid_mask,
+                                     mesh)
+  rows = xt.shape[1]
   centers = labeled & valid
   # Global indices of the labeled centers, padded with the sentinel `size`
   # to a whole number of chunks: O(n) ints, never an (s x n) matrix.
@@ -513,3 +527,171 @@ def greedy_k_centers(features: jax.Array,
   return greedy_k_centers_with_radii(
       features, labeled_mask, k, mesh=mesh, valid_mask=valid_mask,
       chunk_size=chunk_size)[0]
+
+
+# ----------------------------------------------------------------------------
+# BADGE (Ash et al. 2020, "Deep Batch Active Learning by Diverse, Uncertain
+# Gradient Lower Bounds"): k-means++ seeding over gradient embeddings.
+#
+# What follows the authors' code (github.com/JordanAsh/badge,
+# query_strategies/badge_sampling.py, `init_centers` and `query`): the
+# embedding is the gradient of the cross-entropy at the predicted label with
+# respect to the last layer's weights; seeding runs over the unlabeled pool
+# only (labeled points are neither picked nor centers); the first center is
+# the point of largest embedding norm (not a uniform draw, as in k-means++),
+# and each next one is drawn with probability D(x)^2 / sum D^2, D the
+# Euclidean distance to the nearest chosen center. Differences: the draw is
+# the inverse CDF of the run's uniforms (`kmeans_pp_uniforms`), so that a
+# NumPy oracle consuming the same uniforms picks the same indices; and when
+# every remaining point coincides with a center (sum D^2 = 0, where the
+# authors' code stops in a debugger) the draw is uniform over them, so k
+# distinct points are always returned.
+
+
+def gradient_embeddings(logits: jax.Array, features: jax.Array) -> jax.Array:
+  """BADGE's embedding: [n, classes * d] float32 rows.
+
+  (softmax(logits) - onehot(argmax logits)) outer features, flattened class
+  by class: the gradient of the cross-entropy at the predicted label with
+  respect to the last linear layer's weights, whose input `features` [n, d]
+  are. (The authors store its negative; distances and norms are the same.)
+  """
+  logits = logits.astype(jnp.float32)
+  g = jax.nn.softmax(logits, axis=-1) - jax.nn.one_hot(
+      jnp.argmax(logits, axis=-1), logits.shape[-1], dtype=jnp.float32)
+  rows = g[:, :, None] * features.astype(jnp.float32)[:, None, :]
+  return rows.reshape(len(logits), -1)
+
+
+def kmeans_pp_uniforms(key: jax.Array, k: int) -> jax.Array:
+  """The uniforms in [0, 1) k-means++ seeding draws with: float32 [k].
+
+  Draw t >= 1 (the (t+1)-th center) uses entry t; entry 0 is unused (the
+  first center is the largest norm). The same key gives the same uniforms
+  on any mesh.
+  """
+  return jax.random.uniform(key, (k,), jnp.float32)
+
+
+def _inverse_cdf_draw(min_d: jax.Array, u: jax.Array) -> jax.Array:
+  """The index drawn by uniform `u` with probability proportional to
+  `min_d` among the points with min_d >= 0 (-inf marks the others).
+
+  The first index whose cumulative weight exceeds u * total, so a
+  zero-weight point is never drawn; uniform over the candidates when all
+  weigh 0. Computed the same way on every device from the same (gathered)
+  vector, hence the same index whatever the mesh.
+  """
+  candidate = min_d >= 0
+  weight = jnp.where(candidate, min_d, 0.0)
+  weight = jnp.where(jnp.any(weight > 0), weight, candidate.astype(
+      jnp.float32))
+  cdf = jnp.cumsum(weight)
+  total = cdf[-1]
+  # u < 1, but u * total may round up to total, which nothing exceeds.
+  threshold = jnp.minimum(u * total, jnp.nextafter(total, 0.0))
+  return jnp.sum(cdf <= threshold, dtype=jnp.int32)
+
+
+def _kmeans_pp_shard(xt: jax.Array, selectable: jax.Array,
+                     uniforms: jax.Array, *, k: int, n: int) -> jax.Array:
+  """Per-device body: this device's points, every decision global.
+
+  `min_d` holds each candidate's squared distance to its nearest center
+  (+inf before the first) and -inf for points that are not candidates
+  (labeled, padding, already picked). Unselectable rows may hold NaN (a
+  scoring of unlabeled points only leaves labeled rows NaN): they are only
+  ever read through a mask.
+  """
+  rows = xt.shape[1]
+  row_index = (jnp.arange(rows, dtype=jnp.int32) +
+               lax.axis_index(DATA_AXIS) * rows)
+  min_d = jnp.where(selectable, jnp.inf, -jnp.inf)
+
+  def add_center(min_d, winner):
+    center = _gather_columns(xt, winner[None])[:, 0]
+    # where(), not minimum() alone: a non-candidate's distance may be NaN.
+    return jnp.where((min_d >= 0) & (row_index != winner),
+                     jnp.minimum(min_d, _sum_sq_diff(xt, center)), -jnp.inf)
+
+  norms = jnp.where(selectable, _sum_sq_diff(xt, jnp.zeros_like(xt[:, 0])),
+                    -jnp.inf)
+  _, first = _global_argmax(norms)  # Ties to the lowest index.
+
+  def pick(t, carry):
+    min_d, picked = carry
+    # Every device draws from the whole D^2 vector (n floats, gathered),
+    # cut to the unpadded pool: the same arithmetic on any mesh.
+    everyone = lax.all_gather(min_d, DATA_AXIS, tiled=True)[:n]
+    # Equal on every device; pmin() only tells shard_map it is replicated.
+    winner = lax.pmin(_inverse_cdf_draw(everyone, uniforms[t]), DATA_AXIS)
+    return add_center(min_d, winner), picked.at[t].set(winner)
+
+  picked = jnp.zeros((k,), jnp.int32).at[0].set(first)
+  _, picked = lax.fori_loop(1, k, pick, (add_center(min_d, first), picked))
+  return picked
+
+
+def _kmeans_pp_impl(embeddings_t: jax.Array, labeled_mask: jax.Array,
+                    valid_mask: jax.Array, uniforms: jax.Array, *, k: int,
+                    mesh: Mesh) -> jax.Array:
+  """Traced body of k-means++ seeding on feature-major [d, n] embeddings;
+  see kmeans_pp_seeding. `uniforms` [k] are the draws
+  (kmeans_pp_uniforms)."""
+  n = embeddings_t.shape[1]
+  if k == 0:  # The body would index empty arrays while being traced.
+    return jnp.zeros((0,), jnp.int32)
+  xt, labeled, valid = _sharded_pool(embeddings_t, labeled_mask, valid_mask,
+                                     mesh)
+  shard_fn = _shard_map(
+      functools.partial(_kmeans_pp_shard, k=k, n=n), mesh=mesh,
+      in_specs=(P(None, DATA_AXIS), P(DATA_AXIS), P()), out_specs=P())
+  return shard_fn(xt, valid & ~labeled, uniforms.astype(jnp.float32))
+
+
+_kmeans_pp_jit = jax.jit(_kmeans_pp_impl, static_argnames=('k', 'mesh'))
+
+
+def kmeans_pp_seeding(embeddings: jax.Array,
+                      labeled_mask: jax.Array,
+                      k: int,
+                      key: jax.Array,
+                      *,
+                      mesh: Mesh | None = None,
+                      valid_mask: jax.Array | None = None) -> jax.Array:
+  """BADGE's pick: k-means++ seeding over the unlabeled points' embeddings.
+
+  See the section comment above for the algorithm and what it follows.
+  Labeled points (and padding) are never picked and are not centers. The
+  random draws come from `key` alone (kmeans_pp_uniforms), so the same key
+  picks the same points on any number of devices.
+
+  Memory is O(n) beyond the embeddings, as greedy k-centers': a running
+  min-distance vector, and per draw the gathered one on each device. Each
+  device keeps its rows and updates their distances; per pick only the
+  winner's index (computed alike everywhere) and its row cross devices.
+
+  Args:
+    embeddings: [n, d] (gradient_embeddings' rows), finite where selectable;
+      labeled rows are never read (they may be NaN). Worked on as the
+      transpose, as greedy_k_centers does: pass a Fortran-ordered array.
+    labeled_mask: [n] bool, True for points already labeled.
+    k: number of points to pick (static: one compile per (n, d, k)).
+    key: a JAX key for the draws.
+    mesh: mesh with a `data` axis; default all devices.
+    valid_mask: optional [n] bool, False for padding rows.
+
+  Returns:
+    int32 [k] distinct pool indices in selection order.
+  """
+  n = np.shape(embeddings)[0]
+  if np.ndim(embeddings) != 2:
+    raise ValueError(f'embeddings must be [n, d], got shape '
+                     f'{np.shape(embeddings)}')
+  _check_args(n, labeled_mask, valid_mask, k)
+  if valid_mask is None:
+    valid_mask = jnp.ones((n,), bool)
+  return _kmeans_pp_jit(
+      embeddings.T, jnp.asarray(labeled_mask), jnp.asarray(valid_mask),
+      kmeans_pp_uniforms(key, k), k=k,
+      mesh=sharding.make_mesh() if mesh is None else mesh)

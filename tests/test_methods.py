@@ -35,16 +35,18 @@ def _scoring_kind(method):
 
 def test_builtins_in_the_order_all_runs_them():
   assert methods.names() == ('random', 'least_confidence', 'entropy',
-                             'margin', 'forgetting_events', 'kcenters')
+                             'margin', 'forgetting_events', 'kcenters',
+                             'badge')
   assert methods.names('active') == ('random', 'least_confidence', 'entropy',
-                                     'margin', 'kcenters')
+                                     'margin', 'kcenters', 'badge')
   assert common.coreset_methods('all') == methods.names('coreset')
   kinds = {m: _scoring_kind(methods.get(m)) for m in methods.names()}
   uncertain = ('per batch', ('logits',), True)
   assert kinds == {'random': None, 'least_confidence': uncertain,
                    'entropy': uncertain, 'margin': uncertain,
                    'forgetting_events': 'FromTraining',
-                   'kcenters': ('per batch', ('features',), False)}
+                   'kcenters': ('per batch', ('features',), False),
+                   'badge': ('per batch', ('logits', 'features'), True)}
   assert [m for m in methods.names() if methods.get(m).seeded] == ['kcenters']
   assert [m for m in methods.names()
           if methods.get(m).counts_forgetting] == ['forgetting_events']
