@@ -13,6 +13,7 @@ from svp_jax import coreset
 from svp_jax import experiment
 from svp_jax import methods
 from svp_jax import results
+from svp_jax import run_files
 from svp_jax import selection
 from svp_jax import validation
 
@@ -235,3 +236,19 @@ def test_precomputed_errors_name_what_is_missing(fashion_mnist_dir, tmp_path):
   with pytest.raises(validation.ConfigError, match=r'precomputed.run_dir='):
     coreset.run_precomputed(precomputed(fashion_mnist_dir, ''),
                             str(tmp_path / 'out'))
+
+
+# Found by the core-set soak (docs/results/preemption_soak_jobs/).
+def test_a_proxy_restored_by_a_resume_is_one_row_of_proxy_csv(tmp_path):
+  row = run_files.model_row(400, 0.25, 0.27, 1.5, 0.3, 1.2)
+  again = dict(row, train_time=2.4, test_time=0.2, compile_time=0.4)
+  other = dict(row, test_accuracy=0.3)
+  for m in ('a', 'b', 'c'):
+    os.makedirs(tmp_path / m)
+  record = lambda proxy: {'proxy': proxy, 'inference_time': 0.1,
+                          'ranking_time': 0.0, 'compile_time': 0.0}
+  coreset.write_selection_tables(str(tmp_path), {
+      'a': (np.arange(3), record(row)), 'b': (np.arange(3), record(again)),
+      'c': (np.arange(3), record(other))})
+  rows = results.read_csv(str(tmp_path / 'proxy.csv'))
+  assert [r['test_accuracy'] for r in rows] == [0.27, 0.3]

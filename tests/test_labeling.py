@@ -631,3 +631,52 @@ def test_labels_of_a_workdir_keyed_by_an_older_reader_survive_the_upgrade(
       r".*04.png', the pool now has .*03.png' there")):
     labeling.run(config, loop)
   assert results.read_json(key_path)['key'] == '0123456789abcdef'
+
+
+# ----------------------------------------------------------------------------
+# What the preemption soak of the loop found (docs/results/preemption_soak_jobs/).
+
+
+def test_a_merge_removes_trainings_saved_on_the_labels_before_it(tmp_path):
+  # A training saved before a correction would resume at the same size
+  # with what it learnt from the old label (the preemption soak's finding).
+  workdir = str(tmp_path)
+  ask_round(workdir, 0, [1, 2])
+  fill(workdir, 0, {1: 'cat', 2: 'dog'})
+  labeling.merge_answers(session(), workdir)
+  saved = os.path.join(active.round_checkpoints_dir(workdir), 'selector_2')
+  os.makedirs(saved)
+  labeling.merge_answers(session(), workdir)  # Nothing new: kept.
+  assert os.path.isdir(saved)
+  fill(workdir, 0, {1: 'dog'})  # A correction: same size, other labels.
+  labeling.merge_answers(session(), workdir)
+  assert not os.path.exists(active.round_checkpoints_dir(workdir))
+
+
+def test_answers_in_a_query_file_left_without_its_index_are_kept(tmp_path):
+  path = str(tmp_path / 'round_1.csv')
+  labeling.write_rows(path, [{'id': 3, 'answer': 'cat'}, {'id': 5,
+                      'answer': ''}], labeling.QUERY_COLUMNS)
+  assert labeling.interrupted_answers(path, np.array([5, 3])) == {3: 'cat'}
+  assert labeling.interrupted_answers(str(tmp_path / 'none.csv'),
+                                      np.array([3])) == {}
+  with pytest.raises(labeling.AnswerError, match=r'answers ids \[3\] that '
+                     'this round no longer asks'):
+    labeling.interrupted_answers(path, np.array([5, 4]))
+
+
+def test_round_counts_follow_the_store_after_a_stop_between_them(tmp_path):
+  # A run stopped after writing the store, before rounds.csv: the next
+  # merge has nothing new, and still writes the round's counts.
+  workdir = str(tmp_path)
+  ask_round(workdir, 0, [1, 2])
+  fill(workdir, 0, {1: 'cat', 2: 'dog'})
+  labeling.merge_answers(session(), workdir)
+  os.remove(os.path.join(workdir, labeling.ROUNDS_CSV))
+  labeling.merge_answers(session(), workdir)
+  rounds = results.read_csv(os.path.join(workdir, labeling.ROUNDS_CSV))
+  assert [(r['round'], r['answered'], r['corrections'])
+          for r in rounds] == [(0, 2, 0)]
+  before = os.stat(os.path.join(workdir, labeling.ROUNDS_CSV)).st_ino
+  labeling.merge_answers(session(), workdir)  # In step: not rewritten.
+  assert os.stat(os.path.join(workdir, labeling.ROUNDS_CSV)).st_ino == before
