@@ -340,27 +340,31 @@ def _columns(path: str, columns: tuple[str, ...]) -> list[list[str]] | None:
     return [[row.get(c) for c in columns] for row in csv.DictReader(f)]
 
 
+def _computed(workdir: str, compared: dict[str, tuple[str, ...]],
+              summary_rows: str, summary_keys: tuple[str, ...]
+              ) -> dict[str, object]:
+  """A finished run's index files, its `compared` tables' columns and its
+  summary.json's `summary_rows` (their `summary_keys`): all but seconds."""
+  found = _index_files(workdir)
+  for table, columns in compared.items():
+    found[table] = _columns(os.path.join(workdir, table), columns)
+  summary = results.read_json(os.path.join(workdir, 'summary.json'))
+  found['summary.json'] = [[r[k] for k in summary_keys]
+                           for r in summary[summary_rows]]
+  return found
+
+
 def outcome(workdir: str) -> dict[str, object]:
   """What a finished active run computed: index files, tables without
   seconds."""
-  found = _index_files(workdir)
-  for table, columns in COMPARED.items():
-    found[table] = _columns(os.path.join(workdir, table), columns)
-  summary = results.read_json(os.path.join(workdir, 'summary.json'))
-  found['summary.json'] = [[r[k] for k in ROUND_KEYS]
-                           for r in summary['rounds']]
-  return found
+  return _computed(workdir, COMPARED, 'rounds', ROUND_KEYS)
 
 
 def coreset_outcome(workdir: str) -> dict[str, object]:
   """What a finished core-set run computed: the subsets, tables without
   seconds, and any training checkpoint left behind."""
-  found = _index_files(workdir)
-  for table, columns in CORESET_COMPARED.items():
-    found[table] = _columns(os.path.join(workdir, table), columns)
-  summary = results.read_json(os.path.join(workdir, 'summary.json'))
-  found['summary.json'] = [[r[k] for k in CORESET_SUMMARY_KEYS]
-                           for r in summary['methods']]
+  found = _computed(workdir, CORESET_COMPARED, 'methods',
+                    CORESET_SUMMARY_KEYS)
   found['checkpoints left'] = sorted(
       os.path.relpath(root, workdir) for root, _, _ in os.walk(workdir)
       if os.path.basename(root) == 'training_checkpoints')

@@ -574,9 +574,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   start = time.perf_counter()
   # From here on SIGTERM and SIGINT only request a stop (svp_jax.preemption).
   with preemption.guard(preemption.Policy.from_config(config)):
-    # Loading may wait on a download at little CPU: not a hang.
-    with preemption.unwatched('loading the data'):
-      exp = make_experiment(config, workdir)
+    exp = make_experiment(config, workdir)
     experiment.claim_workdir(workdir, config)
     manager = checkpoint_manager(workdir)
     state = restore(manager, exp)

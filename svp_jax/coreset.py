@@ -312,11 +312,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   policy = preemption.Policy.from_config(config)
   # From here on SIGTERM and SIGINT only request a stop (svp_jax.preemption).
   with preemption.guard(policy):
-    # Loading may wait on a download at little CPU: not a hang.
-    with preemption.unwatched('loading the data'):
-      job = experiment.load_job(config, workdir,
-                                {'selector': config.selector,
-                                 'target': config.target})
+    job = experiment.load_job(config, workdir,
+                              {'selector': config.selector,
+                               'target': config.target})
     subset_size, num_seeds = resolve_sizes(config, job.pool_size)
     names = tuple(config.coreset.methods)
     experiment.claim_workdir(workdir, config)
@@ -428,8 +426,7 @@ def run_precomputed(config: ml_collections.ConfigDict,
         f'index file for sizes {missing} in {run_dir}; it has {list(found)}')
   policy = preemption.Policy.from_config(config)
   with preemption.guard(policy):
-    with preemption.unwatched('loading the data'):
-      job = experiment.load_job(config, workdir, {'target': config.target})
+    job = experiment.load_job(config, workdir, {'target': config.target})
     experiment.claim_workdir(workdir, config)
     sets = []
     for size in wanted:

@@ -130,25 +130,28 @@ def load_job(config: ml_collections.ConfigDict, workdir: str,
   With `require_labels`, a pool with unlabeled examples (data.UNLABELED) is
   a DataError: only the labeling loop (svp_jax.labeling) asks for labels.
   """
-  info = data.configured_info(config.data, config.seed)
-  pool = data.load_configured_split(config.data, info.train_split,
-                                    config.data.max_train_examples,
-                                    config.seed)
-  test = data.load_configured_split(config.data, info.test_split,
-                                    config.data.max_test_examples,
-                                    config.seed)
-  check_test_labeled(config.data, info.test_split, test[1])
-  if require_labels:
-    check_all_labeled(pool[1], f'{config.data.name} {info.train_split} split')
-  roles = tuple(sections)
-  models = [sections[role].model for role in roles]
-  # Models that read the same encoding share one (svp_jax.model_registry).
-  encoded = zip(model_registry.encode_each_timed(models, pool[0]),
-                model_registry.encode_each(models, test[0]))
-  learners = {role: make_learner(sections[role], info, pool_inputs,
-                                 test_inputs, pool_seconds)
-              for role, ((pool_inputs, pool_seconds), test_inputs)
-              in zip(roles, encoded)}
+  # Loading may wait on a download at little CPU: not a hang (the
+  # preemption watchdog leaves it alone).
+  with preemption.unwatched('loading the data'):
+    info = data.configured_info(config.data, config.seed)
+    pool = data.load_configured_split(config.data, info.train_split,
+                                      config.data.max_train_examples,
+                                      config.seed)
+    test = data.load_configured_split(config.data, info.test_split,
+                                      config.data.max_test_examples,
+                                      config.seed)
+    check_test_labeled(config.data, info.test_split, test[1])
+    if require_labels:
+      check_all_labeled(pool[1], f'{config.data.name} {info.train_split} split')
+    roles = tuple(sections)
+    models = [sections[role].model for role in roles]
+    # Models that read the same encoding share one (svp_jax.model_registry).
+    encoded = zip(model_registry.encode_each_timed(models, pool[0]),
+                  model_registry.encode_each(models, test[0]))
+    learners = {role: make_learner(sections[role], info, pool_inputs,
+                                   test_inputs, pool_seconds)
+                for role, ((pool_inputs, pool_seconds), test_inputs)
+                in zip(roles, encoded)}
   return Job(info=info, pool=pool, test=test, learners=learners,
              mesh=sharding.make_mesh(), workdir=workdir)
 

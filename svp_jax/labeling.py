@@ -104,6 +104,7 @@ from svp_jax import active
 from svp_jax import data
 from svp_jax import experiment
 from svp_jax import label_studio
+from svp_jax import methods
 from svp_jax import preemption
 from svp_jax import results
 from svp_jax import run_files
@@ -510,23 +511,27 @@ def origin(row: dict[str, Any]) -> str:
 # Predictions shown beside each query.
 
 
-def _predicted_class(logits: jax.Array) -> jax.Array:
-  return jnp.argmax(logits, axis=-1).astype(jnp.float32)
+def _class_and_confidence(logits: jax.Array) -> jax.Array:
+  """[batch, 2]: the predicted class (as a float) and its probability."""
+  logits = logits.astype(jnp.float32)
+  return jnp.stack([jnp.argmax(logits, axis=-1).astype(jnp.float32),
+                    jnp.max(jax.nn.softmax(logits, axis=-1), axis=-1)],
+                   axis=-1)
 
 
-def _confidence(logits: jax.Array) -> jax.Array:
-  return jnp.max(jax.nn.softmax(logits, axis=-1), axis=-1)
+# One pass over the asked examples gives both; made once, so it compiles once.
+_PREDICTION = methods.PerBatch((methods.LOGITS,), _class_and_confidence)
 
 
 def predictions(exp: active.Experiment, trained: experiment.Fit,
                 indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """The selector's class and confidence for pool `indices`."""
   learner = exp.job.selector
-  outputs = [scoring.pool_uncertainty(
+  rows = scoring.pool_outputs(
       trained.state, learner.model, learner.cfg, learner.pool_eval_inputs,
-      measure=measure, batch_size=learner.eval_batch_size, mesh=exp.job.mesh,
-      indices=indices) for measure in (_predicted_class, _confidence)]
-  return outputs[0].astype(np.int64), outputs[1]
+      _PREDICTION, batch_size=learner.eval_batch_size, mesh=exp.job.mesh,
+      indices=indices).reshape(-1, 2)  # [0] rows when nothing is asked.
+  return rows[:, 0].astype(np.int64), np.ascontiguousarray(rows[:, 1])
 
 
 # ----------------------------------------------------------------------------
@@ -562,8 +567,7 @@ def example_names(config: ml_collections.ConfigDict, pool_inputs: Any,
 
 def open_session(config: ml_collections.ConfigDict, workdir: str) -> Session:
   """The simulated run's experiment (active.make_experiment), for people."""
-  with preemption.unwatched('loading the data'):
-    exp = active.make_experiment(config, workdir, require_labels=False)
+  exp = active.make_experiment(config, workdir, require_labels=False)
   # Agreement scores are evidence for a simulated run's report; a person's
   # loop writes none, so it trains no target for them.
   exp = dataclasses.replace(exp, compare_with_target=False)
@@ -809,17 +813,9 @@ def ask(session: Session, workdir: str, key: np.ndarray, labels: Labels,
   state = active.RoundState(labels.training, round_index, key, ())
   picked, measured = active.round_step(exp, state, k, excluded)
   asked = picked if test_ids is None else np.concatenate([picked, test_ids])
-  trained = measured['trained']
-  if trained is not None:
-    predicted, confidence = predictions(exp, trained, asked)
   path = query_path(workdir, round_index)
-  given = interrupted_answers(path, asked)
-  rows = [{'id': int(i), 'example': session.examples[i],
-           'predicted': (session.class_names[predicted[j]]
-                         if trained is not None else ''),
-           'confidence': (f'{confidence[j]:.4f}' if trained is not None
-                          else ''),
-           'answer': given.get(int(i), '')} for j, i in enumerate(asked)]
+  rows = query_rows(session, exp, measured['trained'], asked,
+                    interrupted_answers(path, asked))
   write_label_studio_tasks(session, workdir, round_index, rows)
   write_rows(path, [dict(row, example=spreadsheet_safe(row['example']),
                          predicted=spreadsheet_safe(row['predicted']))
@@ -846,6 +842,22 @@ def ask(session: Session, workdir: str, key: np.ndarray, labels: Labels,
   logging.info('%s', message)
   return {'round': round_index, 'queries': path, 'picked': picked,
           'message': message}
+
+
+def query_rows(session: Session, exp: active.Experiment,
+               trained: experiment.Fit | None, asked: np.ndarray,
+               given: dict[int, str]) -> list[dict[str, Any]]:
+  """A query file's rows: each asked id, its example, the selector's class
+  and confidence (blank where no selector trained: round 0) and any answer
+  already `given`."""
+  predicted, confidence = (predictions(exp, trained, asked)
+                           if trained is not None else (None, None))
+  return [{'id': int(i), 'example': session.examples[i],
+           'predicted': ('' if predicted is None
+                         else session.class_names[predicted[j]]),
+           'confidence': ('' if confidence is None
+                          else f'{confidence[j]:.4f}'),
+           'answer': given.get(int(i), '')} for j, i in enumerate(asked)]
 
 
 def interrupted_answers(path: str, asked: np.ndarray) -> dict[int, str]:

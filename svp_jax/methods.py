@@ -44,6 +44,8 @@ import dataclasses
 import functools
 from typing import Any
 
+from svp_jax import registry_table
+
 # The selector's model outputs a `PerBatch` may take, in the order its
 # forward pass returns them (svp_jax.train.predict_step): logits
 # [batch, classes] and penultimate features [batch, d], the input of the
@@ -128,36 +130,27 @@ class SelectionMethod:
 
 
 
-_REGISTRY: dict[str, SelectionMethod] = {}
+_TABLE = registry_table.Table[SelectionMethod]('selection method')
 
 
 def register(method: SelectionMethod) -> SelectionMethod:
   """Adds `method`; a name is registered once (tests may `unregister`)."""
-  if method.name in _REGISTRY:
-    raise ValueError(f'selection method {method.name!r} is already '
-                     'registered')
-  _REGISTRY[method.name] = method
-  return method
+  return _TABLE.register(method)
 
 
 def unregister(name: str):
   """Removes a method registered by a test."""
-  del _REGISTRY[name]
+  _TABLE.unregister(name)
 
 
 def names(mode: str | None = None) -> tuple[str, ...]:
   """Registered method names usable in `mode` (all if None), in order."""
-  return tuple(n for n, m in _REGISTRY.items()
-               if mode is None or mode in m.modes)
+  return tuple(m.name for m in _TABLE if mode is None or mode in m.modes)
 
 
 def get(name: str) -> SelectionMethod:
   """The method `name`; ValueError naming the registered ones."""
-  try:
-    return _REGISTRY[name]
-  except (KeyError, TypeError):
-    raise ValueError(f'selection method {name!r} is not registered: expected '
-                     f'one of {names()}') from None
+  return _TABLE.get(name)
 
 
 # ----------------------------------------------------------------------------

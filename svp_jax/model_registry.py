@@ -15,39 +15,33 @@ from typing import Any
 
 from absl import logging
 from svp_jax import models
+from svp_jax import registry_table
 from svp_jax import runtime
 from svp_jax import text_models
 from svp_jax.model_spec import ModelSpec
 
-_REGISTRY: dict[str, ModelSpec] = {}
+_TABLE = registry_table.Table[ModelSpec]('model')
 
 
 def register(spec: ModelSpec) -> ModelSpec:
   """Adds `spec`; a name is registered once (tests may `unregister`)."""
-  if spec.name in _REGISTRY:
-    raise ValueError(f'model {spec.name!r} is already registered')
-  _REGISTRY[spec.name] = spec
-  return spec
+  return _TABLE.register(spec)
 
 
 def unregister(name: str):
   """Removes a model registered by a test."""
-  del _REGISTRY[name]
+  _TABLE.unregister(name)
 
 
 def names(modality: str | None = None) -> tuple[str, ...]:
   """Registered model names for datasets of `modality` (all if None)."""
-  return tuple(n for n, s in _REGISTRY.items()
+  return tuple(s.name for s in _TABLE
                if modality is None or s.modality == modality)
 
 
 def get(name: str) -> ModelSpec:
   """The model `name`; ValueError naming the registered ones."""
-  try:
-    return _REGISTRY[name]
-  except (KeyError, TypeError):
-    raise ValueError(f'model {name!r} is not registered: expected one of '
-                     f'{names()}') from None
+  return _TABLE.get(name)
 
 
 for _spec in (*models.SPECS, *text_models.SPECS):

@@ -37,9 +37,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   policy = preemption.Policy.from_config(config)
   # From here on SIGTERM and SIGINT only request a stop (svp_jax.preemption).
   with preemption.guard(policy):
-    # Loading may wait on a download at little CPU: not a hang.
-    with preemption.unwatched('loading the data'):
-      job = experiment.load_job(config, workdir, {'model': config})
+    job = experiment.load_job(config, workdir, {'model': config})
     experiment.claim_workdir(workdir, config)
     learner = job.learners['model']
     logging.info('Training %s on %d %s examples (%d test) over %d device(s).',

@@ -259,18 +259,14 @@ def test_a_person_labels_from_zero_through_label_studio(server, tmp_path,
   # CSVs), one earlier answer corrected, the target trained, the labels
   # exported: every answer and the correction are in the export, and nothing
   # else is.
-  from configs import own_images  # pylint: disable=g-import-not-at-top
   from svp_jax import labeling  # pylint: disable=g-import-not-at-top
   from svp_jax import results  # pylint: disable=g-import-not-at-top
   import test_labeling  # pylint: disable=g-import-not-at-top
   api, root = server
   monkeypatch.setenv('LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT', str(root))
-  images = test_labeling.unlabeled_images(root / 'shades')  # 24, 2 classes.
-  config = own_images.get_config('least_confidence,quick,label')
-  config.data.path = images
+  # 24 images, 2 classes, below the server's document root.
+  images, config = test_labeling.zero_label_loop(root / 'shades', (3.0, 3.0))
   config.data.data_dir = str(tmp_path / 'tfds')
-  config.selection.initial_subset = 4.0
-  config.selection.rounds = (3.0, 3.0)
   config.labeling.test_examples = 4
   loop = str(tmp_path / 'loop')
 

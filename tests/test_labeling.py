@@ -518,15 +518,22 @@ def answer_truly(path, skip=(), wrong=()):
   return rows
 
 
+def zero_label_loop(root, rounds):
+  """(images folder, config) of a least-confidence loop from zero labels
+  on `unlabeled_images`: 4 asked at random, then `rounds`."""
+  images = unlabeled_images(root / 'images')
+  config = own_images.get_config('least_confidence,quick,label')
+  config.data.path = images
+  config.data.data_dir = str(root / 'tfds')
+  config.selection.initial_subset = 4.0
+  config.selection.rounds = rounds
+  return images, config
+
+
 @pytest.mark.slow  # Two loops of 2 rounds, 3 small trainings: about 30 s.
 def test_a_loop_starts_from_zero_labels_with_and_without_test_examples(
     tmp_path):
-  root = unlabeled_images(tmp_path / 'images')
-  config = own_images.get_config('least_confidence,quick,label')
-  config.data.path = root
-  config.data.data_dir = str(tmp_path / 'tfds')
-  config.selection.initial_subset = 4.0
-  config.selection.rounds = (3.0,)
+  root, config = zero_label_loop(tmp_path, rounds=(3.0,))
   config.labeling.test_examples = 4
   loop = str(tmp_path / 'loop')
   first = labeling.run(config, loop)
@@ -597,12 +604,7 @@ def test_labels_of_a_workdir_keyed_by_an_older_reader_survive_the_upgrade(
   # A workdir from before own_files.FORMAT_VERSION 2: its data_key.json has
   # another key and no format. Export (no training) must go on when every
   # stored label still names its example, and stop when one does not.
-  root = unlabeled_images(tmp_path / 'images')
-  config = own_images.get_config('least_confidence,quick,label')
-  config.data.path = root
-  config.data.data_dir = str(tmp_path / 'tfds')
-  config.selection.initial_subset = 4.0
-  config.selection.rounds = (3.0,)
+  root, config = zero_label_loop(tmp_path, rounds=(3.0,))
   config.labeling.action = 'export'
   loop = str(tmp_path / 'loop')
   labeling.run(config, loop)  # Records config.json and data_key.json.

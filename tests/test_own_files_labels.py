@@ -8,7 +8,6 @@ whose test split is then empty. Most tests read tiny files with
 `DatasetInfo` and the loaded splits.
 """
 
-import csv
 import json
 import os
 import re
@@ -24,14 +23,7 @@ from svp_jax import data
 from svp_jax import experiment
 from svp_jax.data import files
 from svp_jax.data import own_files
-
-
-def write_csv(path, rows, header=('text', 'label'), delimiter=','):
-  with open(path, 'w', encoding='utf-8', newline='') as f:
-    writer = csv.writer(f, delimiter=delimiter)
-    writer.writerow(header)
-    writer.writerows(rows)
-  return str(path)
+from test_own_files import write_csv
 
 
 def write_jsonl(path, records):

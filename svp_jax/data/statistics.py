@@ -1,4 +1,4 @@
-"""Per-channel pixel statistics in bounded memory, and a cache for read-only data.
+"""Per-channel pixel statistics in bounded memory; a cache for read-only data.
 
 The mean and population std of uint8 images, on the [0, 1] scale, come from
 a per-channel histogram of the 256 pixel levels: exact (integer sums), and
@@ -24,7 +24,7 @@ _CHUNK_VALUES = 1 << 19
 
 
 class ChannelHistogram:
-  """Counts of each pixel level per channel, added a batch of images at a time."""
+  """Counts of each pixel level per channel, added a batch at a time."""
 
   def __init__(self, channels: int):
     self.counts = np.zeros((channels, _LEVELS), np.int64)
